@@ -1,0 +1,126 @@
+"""Load a model for decoding and decode whole test sets."""
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import torch
+from tqdm import tqdm
+
+from allinone.data.tokenizer import BpeTokenizer
+from allinone.decoding.transducer_search import greedy_search_batch, modified_beam_search
+from allinone.nn.model import ModelConfig, Transducer
+from allinone.subnet import FULL, SubnetConfig
+from allinone.utils.checkpoint import CheckpointError, average_state_dicts, load_checkpoint
+
+DECODING_METHODS = ("greedy_search", "modified_beam_search")
+
+
+def _model_from_state(state: Dict) -> Transducer:
+    model = Transducer(ModelConfig.from_dict(state["model_config"]))
+    model.eval()
+    return model
+
+
+def averaged_model_between(start_path: Path, end_path: Path) -> Dict[str, torch.Tensor]:
+    """Mean of the weights over the training steps between two checkpoints.
+
+    Each checkpoint's ``model_avg`` is the mean of all weights since step 0, so the
+    mean over steps (n_start, n_end] is (n_end * avg_end - n_start * avg_start) / (n_end - n_start).
+    """
+    start, end = load_checkpoint(start_path), load_checkpoint(end_path)
+    n0, n1 = start["batch_idx_train"], end["batch_idx_train"]
+    if start["model_avg"] is None or end["model_avg"] is None:
+        raise CheckpointError(f"{start_path} or {end_path} holds no averaged model")
+    if n1 <= n0:
+        raise CheckpointError(f"{end_path} (batch {n1}) is not later than {start_path} (batch {n0})")
+    out = {}
+    for k, v_end in end["model_avg"].items():
+        v_start = start["model_avg"][k]
+        if v_end.is_floating_point():
+            out[k] = ((v_end.double() * n1 - v_start.double() * n0) / (n1 - n0)).to(v_end.dtype)
+        else:
+            out[k] = v_end
+    return out
+
+
+def load_model_for_decoding(exp_dir: Path, epoch: int, avg: int = 1, use_averaged_model: bool = True) -> Transducer:
+    """Build the model of ``epoch-<epoch>.pt``, averaged over ``avg`` epochs.
+
+    Args:
+        exp_dir: experiment directory holding ``epoch-N.pt``.
+        epoch: last epoch to use.
+        avg: number of epochs to average (``epoch-avg+1 .. epoch``).
+        use_averaged_model: average the running-average weights over the steps of those
+            epochs (needs ``epoch-<epoch-avg>.pt`` unless ``epoch == avg``); otherwise
+            average the final weights of each epoch.
+    """
+    exp_dir = Path(exp_dir)
+    end_path = exp_dir / f"epoch-{epoch}.pt"
+    end_state = load_checkpoint(end_path)
+    model = _model_from_state(end_state)
+    if avg < 1 or avg > epoch:
+        raise ValueError(f"--avg must be in 1..{epoch}, got {avg}")
+    if use_averaged_model:
+        if epoch - avg == 0:
+            if end_state["model_avg"] is None:
+                raise CheckpointError(f"{end_path} holds no averaged model")
+            sd = end_state["model_avg"]
+        else:
+            sd = averaged_model_between(exp_dir / f"epoch-{epoch - avg}.pt", end_path)
+        logging.info(f"averaged model over the steps of epochs {epoch - avg + 1}..{epoch}")
+    else:
+        sd = average_state_dicts([exp_dir / f"epoch-{e}.pt" for e in range(epoch - avg + 1, epoch + 1)])
+    model.load_state_dict(sd)
+    return model
+
+
+@dataclass
+class DecodeStats:
+    audio_seconds: float = 0.0
+    decode_seconds: float = 0.0
+
+    @property
+    def rtf(self) -> float:
+        return self.decode_seconds / max(self.audio_seconds, 1e-9)
+
+
+@torch.no_grad()
+def decode_dataset(
+    model: Transducer,
+    loader,
+    tokenizer: BpeTokenizer,
+    method: str = "modified_beam_search",
+    beam: int = 4,
+    subnet: SubnetConfig = FULL,
+    desc: str = "decoding",
+) -> Tuple[List[Tuple[str, List[str], List[str]]], DecodeStats]:
+    """Decode every batch of ``loader``.
+
+    Returns:
+        (results, stats): results are ``(cut_id, ref_words, hyp_words)``; stats hold the
+        audio duration and the wall time spent in the model and search (the real-time
+        factor excludes data loading).
+    """
+    if method not in DECODING_METHODS:
+        raise ValueError(f"unknown decoding method {method!r}; choose from {DECODING_METHODS}")
+    model.eval()
+    results = []
+    stats = DecodeStats()
+    for batch in tqdm(loader, desc=desc, leave=False):
+        sup = batch["supervisions"]
+        features = batch["inputs"][sup["sequence_idx"]]
+        feature_lens = sup["num_frames"].long()
+        t0 = time.perf_counter()
+        enc, enc_lens = model.encode(features, feature_lens, subnet)
+        if method == "greedy_search":
+            hyps = greedy_search_batch(model, enc, enc_lens)
+        else:
+            hyps = modified_beam_search(model, enc, enc_lens, beam=beam)
+        stats.decode_seconds += time.perf_counter() - t0
+        for cut, text, hyp in zip(sup["cut"], sup["text"], hyps):
+            stats.audio_seconds += cut.duration
+            results.append((cut.id, text.split(), tokenizer.decode(hyp).split()))
+    return results, stats

@@ -1,0 +1,108 @@
+"""Relative-position multi-head self-attention (Transformer-XL style, as in Conformer)."""
+
+import math
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class RelPositionalEncoding(nn.Module):
+    """Sinusoidal embeddings of relative positions ``T-1, ..., 0, ..., -(T-1)``.
+
+    Args:
+        d_model: embedding dimension (even).
+        dropout: dropout applied to the position embeddings.
+    """
+
+    def __init__(self, d_model: int, dropout: float = 0.1):
+        super().__init__()
+        if d_model % 2:
+            raise ValueError(f"d_model must be even, got {d_model}")
+        self.d_model = d_model
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, num_frames: int, device=None, dtype=None) -> torch.Tensor:
+        """Embeddings for every relative offset of a sequence of ``num_frames``.
+
+        Returns:
+            (1, 2 * num_frames - 1, d_model); row j encodes offset ``num_frames - 1 - j``.
+        """
+        offsets = torch.arange(num_frames - 1, -num_frames, -1, device=device, dtype=torch.float32)
+        inv_freq = torch.exp(
+            torch.arange(0, self.d_model, 2, device=device, dtype=torch.float32)
+            * (-math.log(10000.0) / self.d_model)
+        )
+        angles = offsets[:, None] * inv_freq[None, :]
+        pe = torch.stack([angles.sin(), angles.cos()], dim=-1).flatten(1)
+        return self.dropout(pe.to(dtype or torch.float32).unsqueeze(0))
+
+
+def rel_shift(scores: torch.Tensor) -> torch.Tensor:
+    """Re-index position scores from relative offsets to key positions.
+
+    Args:
+        scores: (N, H, T, 2T-1); column j holds the score for offset ``T-1-j``.
+    Returns:
+        (N, H, T, T); entry (i, k) is the score for offset ``i - k``.
+    """
+    t = scores.size(2)
+    i = torch.arange(t, device=scores.device)
+    index = (t - 1 - i)[:, None] + i[None, :]  # column of offset i-k
+    return scores.gather(3, index.expand(scores.size(0), scores.size(1), t, t))
+
+
+class RelPositionMultiheadAttention(nn.Module):
+    """Multi-head self-attention whose logits add content and relative-position terms.
+
+    Args:
+        d_model: model dimension.
+        num_heads: number of heads; must divide ``d_model``.
+        dropout: attention-weight dropout.
+    """
+
+    def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0):
+        super().__init__()
+        if d_model % num_heads:
+            raise ValueError(f"num_heads={num_heads} must divide d_model={d_model}")
+        self.num_heads = num_heads
+        self.head_dim = d_model // num_heads
+        self.in_proj = nn.Linear(d_model, 3 * d_model)
+        self.linear_pos = nn.Linear(d_model, d_model, bias=False)
+        self.out_proj = nn.Linear(d_model, d_model)
+        # Learned global content and position biases (u and v of Transformer-XL).
+        self.pos_bias_u = nn.Parameter(torch.zeros(num_heads, self.head_dim))
+        self.pos_bias_v = nn.Parameter(torch.zeros(num_heads, self.head_dim))
+        self.dropout = dropout
+        nn.init.xavier_uniform_(self.in_proj.weight)
+        nn.init.xavier_uniform_(self.linear_pos.weight)
+
+    def forward(
+        self, x: torch.Tensor, pos_emb: torch.Tensor, key_padding_mask: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
+        """Attend.
+
+        Args:
+            x: (N, T, d_model).
+            pos_emb: (1, 2T-1, d_model) from ``RelPositionalEncoding``.
+            key_padding_mask: (N, T) bool, True at padded frames.
+        Returns:
+            (N, T, d_model).
+        """
+        n, t, d = x.shape
+        h, dk = self.num_heads, self.head_dim
+        q, k, v = self.in_proj(x).view(n, t, 3, h, dk).unbind(2)  # each (N, T, H, dk)
+        p = self.linear_pos(pos_emb).view(1, -1, h, dk)
+
+        k = k.transpose(1, 2)  # (N, H, T, dk)
+        v = v.transpose(1, 2)
+        content = torch.matmul((q + self.pos_bias_u).transpose(1, 2), k.transpose(2, 3))
+        position = torch.matmul((q + self.pos_bias_v).transpose(1, 2), p.permute(0, 2, 3, 1))
+        scores = (content + rel_shift(position)) / math.sqrt(dk)  # (N, H, T, T)
+
+        if key_padding_mask is not None:
+            scores = scores.masked_fill(key_padding_mask[:, None, None, :], float("-inf"))
+        weights = F.dropout(torch.softmax(scores, dim=-1), p=self.dropout, training=self.training)
+        out = torch.matmul(weights, v).transpose(1, 2).reshape(n, t, d)
+        return self.out_proj(out)

@@ -1,0 +1,61 @@
+"""Command-line flags of the recipe ``train.py`` scripts, with icefall's names."""
+
+import argparse
+from pathlib import Path
+from typing import Dict
+
+from allinone.training.trainer import TrainConfig, parse_model_overrides
+
+
+def str2bool(v: str) -> bool:
+    if v.lower() in ("true", "1", "yes", "y"):
+        return True
+    if v.lower() in ("false", "0", "no", "n"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean, got {v!r}")
+
+
+def add_train_arguments(parser: argparse.ArgumentParser, defaults: Dict) -> None:
+    """Add every ``TrainConfig`` field as a ``--dashed-name`` flag.
+
+    Args:
+        parser: the recipe's parser.
+        defaults: recipe-specific defaults (e.g. manifest names) overriding the dataclass ones.
+    """
+    base = TrainConfig(exp_dir=Path("."), bpe_model=Path("."), manifest_dir=Path("."), train_cuts="", valid_cuts="")
+    helps = {
+        "world_size": "number of data-parallel processes (gloo on CPU, nccl on GPU)",
+        "start_epoch": "resume from epoch-(N-1).pt and train epoch N onwards",
+        "start_batch": "resume from checkpoint-N.pt (N = global batch index) at the next unseen batch",
+        "max_duration": "seconds of audio per batch",
+        "save_every_n": "write checkpoint-<global batch>.pt every N batches (0: never)",
+        "keep_last_k": "keep only the newest K checkpoint-*.pt files",
+        "average_period": "update the running-average model every N batches",
+        "warm_step": "batches over which the loss moves from the simple to the pruned transducer loss",
+        "max_batches_per_epoch": "stop each epoch after N batches (0: whole epoch); for smoke tests",
+        "loss_backend": "'torch' (pure PyTorch pruned RNN-T) or 'k2' (needs import k2)",
+    }
+    for name, value in base.to_dict().items():
+        if name == "model":
+            continue
+        default = defaults.get(name, value)
+        flag = "--" + name.replace("_", "-")
+        kind = type(getattr(base, name))
+        if kind is bool:
+            parser.add_argument(flag, type=str2bool, default=default, help=helps.get(name, "(bool)"))
+        elif issubclass(kind, Path):
+            parser.add_argument(flag, type=Path, default=default, help=helps.get(name))
+        else:
+            parser.add_argument(flag, type=kind, default=default, help=helps.get(name))
+    parser.add_argument(
+        "--model",
+        nargs="*",
+        default=[f"{k}={v}" for k, v in defaults.get("model", {}).items()],
+        help="model hyper-parameters as key=value (e.g. d_model=144 num_layers=6 ffn_dim=576)",
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """Turn parsed flags back into a ``TrainConfig``."""
+    kwargs = {k: v for k, v in vars(args).items() if k != "model"}
+    return TrainConfig(**kwargs, model=parse_model_overrides(args.model))

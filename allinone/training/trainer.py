@@ -1,0 +1,387 @@
+"""The transducer training loop: resumable, data-parallel, robust to bad batches.
+
+Resumption is exact on CPU: a checkpoint holds the model, the running average, the
+optimizer, the schedule, every RNG state and the position in the epoch, and the data
+order is a pure function of (seed, epoch), so a run killed after ``checkpoint-N.pt``
+and restarted with ``--start-batch N`` continues with the batch an uninterrupted run
+would have seen next and ends with the same weights.
+"""
+
+import copy
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import torch
+import torch.nn as nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from allinone.data.augment import SpecAugmentConfig, spec_augment
+from allinone.data.datamodule import (
+    AsrDataModule,
+    check_features_exist,
+    filter_cuts,
+    load_cuts,
+    log_filter_stats,
+)
+from allinone.data.tokenizer import BpeTokenizer
+from allinone.nn.model import ModelConfig, Transducer
+from allinone.nn.subsampling import subsampled_lengths
+from allinone.training.averaging import update_running_average
+from allinone.training.schedule import WarmupDecaySchedule, transducer_loss_scales
+from allinone.utils.checkpoint import get_rng_state, load_checkpoint, save_checkpoint_atomic, set_rng_state
+from allinone.utils.dist import all_reduce_sum, cleanup_dist, setup_dist
+from allinone.utils.log import setup_logger
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on; saved in each checkpoint."""
+
+    exp_dir: Path
+    bpe_model: Path
+    manifest_dir: Path
+    train_cuts: str
+    valid_cuts: str
+    num_epochs: int = 4
+    start_epoch: int = 1
+    start_batch: int = 0
+    seed: int = 42
+    world_size: int = 1
+    master_port: int = 12354
+    max_duration: float = 120.0
+    num_buckets: int = 10
+    num_workers: int = 1
+    base_lr: float = 3e-3
+    warmup_batches: int = 200
+    lr_batches: float = 1500.0
+    lr_epochs: float = 6.0
+    weight_decay: float = 1e-3
+    clip_grad_norm: float = 5.0
+    prune_range: int = 5
+    lm_scale: float = 0.25
+    am_scale: float = 0.0
+    simple_loss_scale: float = 0.5
+    warm_step: int = 300
+    spec_augment: bool = True
+    save_every_n: int = 100
+    keep_last_k: int = 5
+    average_period: int = 10
+    log_interval: int = 20
+    max_batches_per_epoch: int = 0
+    max_consecutive_bad_batches: int = 20
+    loss_backend: str = "torch"
+    tensorboard: bool = True
+    model: Dict = field(default_factory=dict)
+
+    def to_dict(self) -> Dict:
+        d = asdict(self)
+        for k, v in d.items():
+            if isinstance(v, Path):
+                d[k] = str(v)
+        return d
+
+
+class TooManyBadBatches(RuntimeError):
+    """Raised when non-finite losses keep recurring, which means training has diverged."""
+
+
+def build_model(model_cfg: ModelConfig, loss_backend: str = "torch") -> Transducer:
+    return Transducer(model_cfg, loss_backend=loss_backend)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, DDP) else model
+
+
+def _batch_inputs(batch: Dict, tokenizer: BpeTokenizer):
+    """Features, lengths, labels and cut ids of a lhotse ``K2SpeechRecognitionDataset`` batch."""
+    sup = batch["supervisions"]
+    order = sup["sequence_idx"]
+    features = batch["inputs"][order]
+    feature_lens = sup["num_frames"].long()
+    cut_ids = [c.id for c in sup["cut"]]
+    labels = tokenizer.encode_batch(sup["text"], cut_ids)
+    return features, feature_lens, labels, cut_ids
+
+
+class Trainer:
+    """Runs ``TrainConfig`` on one process of a (possibly data-parallel) job."""
+
+    def __init__(self, cfg: TrainConfig, rank: int = 0):
+        self.cfg = cfg
+        self.rank = rank
+        self.exp_dir = Path(cfg.exp_dir)
+        self.tokenizer = BpeTokenizer(cfg.bpe_model)
+        model_cfg = ModelConfig(**{**cfg.model, "vocab_size": self.tokenizer.vocab_size,
+                                   "blank_id": self.tokenizer.blank_id})
+        torch.manual_seed(cfg.seed)
+        self.model_cfg = model_cfg
+        self.model = build_model(model_cfg, cfg.loss_backend)
+        self.model_avg = copy.deepcopy(self.model) if rank == 0 else None
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=cfg.base_lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay
+        )
+        self.schedule = WarmupDecaySchedule(
+            self.optimizer, cfg.base_lr, cfg.warmup_batches, cfg.lr_batches, cfg.lr_epochs
+        )
+        self.batch_idx_train = 0
+        self.best_valid_loss = math.inf
+        self.consecutive_bad = 0
+        self.tb = None
+        self.resume_epoch = cfg.start_epoch
+        self.resume_skip = 0
+
+    # ----------------------------------------------------------------- checkpoints
+    def _state(self, epoch: int, batches_done: int) -> Dict:
+        return {
+            "model": _unwrap(self.model).state_dict(),
+            "model_avg": self.model_avg.state_dict() if self.model_avg is not None else None,
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "sampler": {"epoch": epoch, "batches_done": batches_done, "seed": self.cfg.seed,
+                        "world_size": self.cfg.world_size, "max_duration": self.cfg.max_duration},
+            "rng": get_rng_state(),
+            "batch_idx_train": self.batch_idx_train,
+            "best_valid_loss": self.best_valid_loss,
+            "model_config": self.model_cfg.to_dict(),
+            "train_config": self.cfg.to_dict(),
+        }
+
+    def _save(self, name: str, epoch: int, batches_done: int) -> None:
+        if self.rank != 0:
+            return
+        path = save_checkpoint_atomic(self._state(epoch, batches_done), self.exp_dir / name)
+        logging.info(f"saved {path}")
+
+    def _prune_batch_checkpoints(self) -> None:
+        ckpts = sorted(self.exp_dir.glob("checkpoint-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
+        for old in ckpts[: -self.cfg.keep_last_k] if self.cfg.keep_last_k > 0 else []:
+            old.unlink()
+
+    def resume(self) -> None:
+        """Load the checkpoint named by ``--start-batch`` or ``--start-epoch``, if any."""
+        cfg = self.cfg
+        if cfg.start_batch > 0:
+            path = self.exp_dir / f"checkpoint-{cfg.start_batch}.pt"
+        elif cfg.start_epoch > 1:
+            path = self.exp_dir / f"epoch-{cfg.start_epoch - 1}.pt"
+        else:
+            return
+        state = load_checkpoint(path)
+        if state["model_config"] != self.model_cfg.to_dict():
+            raise ValueError(f"{path} was trained with model config {state['model_config']}, "
+                             f"but this run builds {self.model_cfg.to_dict()}")
+        sampler = state["sampler"]
+        for key in ("seed", "world_size", "max_duration"):
+            if sampler[key] != getattr(cfg, key):
+                raise ValueError(f"{path}: resuming needs --{key.replace('_', '-')} {sampler[key]} "
+                                 f"(the data order depends on it), got {getattr(cfg, key)}")
+        self.model.load_state_dict(state["model"])
+        if self.model_avg is not None and state["model_avg"] is not None:
+            self.model_avg.load_state_dict(state["model_avg"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.batch_idx_train = state["batch_idx_train"]
+        self.best_valid_loss = state["best_valid_loss"]
+        self.resume_epoch = sampler["epoch"]
+        self.resume_skip = sampler["batches_done"]
+        if cfg.start_batch > 0 and cfg.start_epoch not in (1, self.resume_epoch):
+            logging.warning(f"--start-epoch {cfg.start_epoch} ignored: {path} is in epoch {self.resume_epoch}")
+        set_rng_state(state["rng"])
+        self._restored_rng = True
+        logging.info(f"resumed from {path}: epoch {self.resume_epoch}, {self.resume_skip} batches of it done, "
+                     f"global batch {self.batch_idx_train}")
+
+    # ----------------------------------------------------------------- steps
+    def _compute_loss(self, model: nn.Module, batch: Dict, train: bool):
+        features, feature_lens, labels, cut_ids = _batch_inputs(batch, self.tokenizer)
+        if train and self.cfg.spec_augment:
+            features = spec_augment(features, feature_lens, SpecAugmentConfig())
+        simple, pruned = model(
+            features, feature_lens, labels,
+            prune_range=self.cfg.prune_range, am_scale=self.cfg.am_scale, lm_scale=self.cfg.lm_scale,
+        )
+        frames = subsampled_lengths(feature_lens)
+        return simple, pruned, frames, (features, feature_lens, labels, cut_ids)
+
+    def _handle_bad(self, finite: torch.Tensor, inputs, epoch: int) -> None:
+        features, feature_lens, labels, cut_ids = inputs
+        bad = [cut_ids[i] for i in range(len(cut_ids)) if not bool(finite[i])]
+        dump = self.exp_dir / "bad-batches" / f"batch-{self.batch_idx_train}-rank{self.rank}.pt"
+        dump.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"features": features, "feature_lens": feature_lens, "labels": labels,
+                    "cut_ids": cut_ids, "epoch": epoch}, dump)
+        logging.warning(f"non-finite loss at batch {self.batch_idx_train} for {len(bad)} utterances {bad}; "
+                        f"dropped them, batch saved to {dump}")
+        self.consecutive_bad += 1
+        if self.consecutive_bad > self.cfg.max_consecutive_bad_batches:
+            raise TooManyBadBatches(
+                f"{self.consecutive_bad} consecutive batches had non-finite losses (last dump: {dump}); "
+                "training has diverged: lower --base-lr or inspect the dumped batches"
+            )
+
+    def train_one_epoch(self, epoch: int, loader, valid_loader) -> None:
+        cfg = self.cfg
+        model = self.model
+        model.train()
+        skip = self.resume_skip if epoch == self.resume_epoch else 0
+        tot = {"loss": 0.0, "simple": 0.0, "pruned": 0.0, "frames": 0.0, "audio": 0.0}
+        t0 = time.time()
+        for batch_idx, batch in enumerate(loader, start=skip):
+            if cfg.max_batches_per_epoch and batch_idx >= cfg.max_batches_per_epoch:
+                break
+            self.batch_idx_train += 1
+            self.schedule.step_batch(self.batch_idx_train)
+            simple, pruned, frames, inputs = self._compute_loss(model, batch, train=True)
+            s_scale, p_scale = transducer_loss_scales(self.batch_idx_train, cfg.warm_step, cfg.simple_loss_scale)
+            finite = torch.isfinite(simple.detach()) & torch.isfinite(pruned.detach())
+            if not bool(finite.all()):
+                self._handle_bad(finite, inputs, epoch)
+            else:
+                self.consecutive_bad = 0
+            per_utt = torch.where(finite, s_scale * simple + p_scale * pruned, torch.zeros_like(simple))
+            num_frames = all_reduce_sum(frames[finite].sum().float()).clamp(min=1.0)
+            # Normalising by frames makes gradient clipping independent of the batch size.
+            loss = per_utt.sum() / num_frames * cfg.world_size
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.clip_grad_norm > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
+            self.optimizer.step()
+
+            if self.model_avg is not None and self.batch_idx_train % cfg.average_period == 0:
+                update_running_average(self.model_avg, _unwrap(model), self.batch_idx_train, cfg.average_period)
+
+            tot["loss"] += float(per_utt.sum())
+            tot["simple"] += float(simple[finite].sum())
+            tot["pruned"] += float(pruned[finite].sum())
+            tot["frames"] += float(frames[finite].sum())
+            tot["audio"] += float(inputs[1].sum()) * 0.01
+            if self.rank == 0 and self.batch_idx_train % cfg.log_interval == 0:
+                elapsed = time.time() - t0
+                f = max(tot["frames"], 1.0)
+                logging.info(
+                    f"epoch {epoch}, batch {batch_idx}, global {self.batch_idx_train}: "
+                    f"loss/frame {tot['loss'] / f:.4f} (simple {tot['simple'] / f:.4f}, "
+                    f"pruned {tot['pruned'] / f:.4f}), lr {self.schedule.lr():.2e}, "
+                    f"{tot['audio'] / elapsed:.1f} s audio/s"
+                )
+                if self.tb is not None:
+                    for k in ("loss", "simple", "pruned"):
+                        self.tb.add_scalar(f"train/{k}_per_frame", tot[k] / f, self.batch_idx_train)
+                    self.tb.add_scalar("train/lr", self.schedule.lr(), self.batch_idx_train)
+                    self.tb.add_scalar("train/audio_sec_per_sec", tot["audio"] / elapsed, self.batch_idx_train)
+            if cfg.save_every_n > 0 and self.batch_idx_train % cfg.save_every_n == 0:
+                self._save(f"checkpoint-{self.batch_idx_train}.pt", epoch, batch_idx + 1)
+                if self.rank == 0:
+                    self._prune_batch_checkpoints()
+        elapsed = time.time() - t0
+        if self.rank == 0:
+            f = max(tot["frames"], 1.0)
+            logging.info(f"epoch {epoch} done in {elapsed:.1f}s: train loss/frame {tot['loss'] / f:.4f}, "
+                         f"{tot['audio'] / max(elapsed, 1e-9):.1f} s audio/s")
+
+    @torch.no_grad()
+    def validate(self, loader) -> float:
+        """Pruned-transducer loss per frame on the validation set (summed over ranks)."""
+        self.model.eval()
+        tot = torch.zeros(2)
+        for batch in loader:
+            simple, pruned, frames, _ = self._compute_loss(self.model, batch, train=False)
+            s_scale, p_scale = self.cfg.simple_loss_scale, 1.0
+            finite = torch.isfinite(simple) & torch.isfinite(pruned)
+            tot += torch.tensor([float((s_scale * simple + p_scale * pruned)[finite].sum()),
+                                 float(frames[finite].sum())])
+        self.model.train()
+        tot = all_reduce_sum(tot)
+        return float(tot[0] / tot[1].clamp(min=1.0))
+
+    # ----------------------------------------------------------------- driver
+    def run(self) -> None:
+        cfg = self.cfg
+        self._restored_rng = False
+        self.resume()
+        if cfg.world_size > 1:
+            self.model = DDP(self.model)
+        if self.rank == 0 and cfg.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(log_dir=str(self.exp_dir / "tensorboard"))
+
+        manifest_dir = Path(cfg.manifest_dir)
+        train_cuts_all = load_cuts(manifest_dir / cfg.train_cuts)
+        check_features_exist(train_cuts_all, str(manifest_dir / cfg.train_cuts))
+        train_cuts, stats = filter_cuts(train_cuts_all, self.tokenizer)
+        log_filter_stats(cfg.train_cuts, len(train_cuts_all), stats)
+        if len(train_cuts) == 0:
+            raise ValueError(f"{manifest_dir / cfg.train_cuts}: no usable training cuts after filtering")
+        valid_cuts_all = load_cuts(manifest_dir / cfg.valid_cuts)
+        check_features_exist(valid_cuts_all, str(manifest_dir / cfg.valid_cuts))
+        valid_cuts, vstats = filter_cuts(valid_cuts_all, self.tokenizer)
+        log_filter_stats(cfg.valid_cuts, len(valid_cuts_all), vstats)
+
+        dm = AsrDataModule(cfg.max_duration, cfg.num_buckets, cfg.num_workers, cfg.seed, cfg.world_size, self.rank)
+        sampler = dm.train_sampler(train_cuts)
+        valid_loader = dm.eval_dataloader(valid_cuts)
+        num_params = sum(p.numel() for p in _unwrap(self.model).parameters())
+        logging.info(f"model: {num_params / 1e6:.2f}M parameters; config {self.model_cfg.to_dict()}")
+
+        for epoch in range(self.resume_epoch, cfg.num_epochs + 1):
+            mid_epoch_resume = self._restored_rng and epoch == self.resume_epoch and self.resume_skip > 0
+            if not mid_epoch_resume:
+                # Seeding per epoch makes a resume from epoch-N.pt match an uninterrupted run.
+                torch.manual_seed(cfg.seed + epoch)
+            self.schedule.step_epoch(epoch - 1)
+            skip = self.resume_skip if epoch == self.resume_epoch else 0
+            loader = dm.train_dataloader(sampler, epoch, skip)
+            self.train_one_epoch(epoch, loader, valid_loader)
+            valid_loss = self.validate(valid_loader)
+            if self.rank == 0:
+                logging.info(f"epoch {epoch}: validation loss/frame {valid_loss:.4f}")
+                if self.tb is not None:
+                    self.tb.add_scalar("valid/loss_per_frame", valid_loss, self.batch_idx_train)
+            improved = valid_loss < self.best_valid_loss
+            self.best_valid_loss = min(self.best_valid_loss, valid_loss)
+            self._save(f"epoch-{epoch}.pt", epoch + 1, 0)
+            if improved and self.rank == 0:
+                self._save("best-valid-loss.pt", epoch + 1, 0)
+        if self.tb is not None:
+            self.tb.close()
+        logging.info("done")
+
+
+def run_rank(rank: int, cfg: TrainConfig) -> None:
+    """Entry point of one training process."""
+    if cfg.world_size > 1:
+        setup_dist(rank, cfg.world_size, cfg.master_port)
+    setup_logger(Path(cfg.exp_dir) / "log" / "log-train", rank, cfg.world_size)
+    logging.info(f"training config: {cfg.to_dict()}")
+    try:
+        Trainer(cfg, rank).run()
+    finally:
+        cleanup_dist()
+
+
+def train(cfg: TrainConfig) -> None:
+    """Run training on ``cfg.world_size`` processes (gloo on CPU, nccl on GPU)."""
+    torch.set_num_threads(max(1, torch.get_num_threads() // cfg.world_size))
+    if cfg.world_size > 1:
+        torch.multiprocessing.spawn(run_rank, args=(cfg,), nprocs=cfg.world_size, join=True)
+    else:
+        run_rank(0, cfg)
+
+
+def parse_model_overrides(pairs: Optional[List[str]]) -> Dict:
+    """``["d_model=192", "num_layers=8"]`` -> dict with values typed as ``ModelConfig`` fields."""
+    out: Dict = {}
+    types = {k: type(v) for k, v in ModelConfig(vocab_size=1).to_dict().items()}
+    for pair in pairs or []:
+        key, _, value = pair.partition("=")
+        if key not in types:
+            raise ValueError(f"unknown model option {key!r}; valid: {sorted(types)}")
+        out[key] = types[key](value)
+    return out

@@ -92,11 +92,14 @@ class SkipFirstBatches(Sampler):
         self.num_to_skip = num_to_skip
 
     def __iter__(self) -> Iterator[CutSet]:
+        # lhotse samplers are their own iterators and restart on every iter() call, so
+        # the same iterator must be advanced with next() throughout.
         it = iter(self.sampler)
         for _ in range(self.num_to_skip):
             if next(it, None) is None:
                 return
-        yield from it
+        while (batch := next(it, None)) is not None:
+            yield batch
 
     def __len__(self):
         raise TypeError("the number of batches is not known in advance")

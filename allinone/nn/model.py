@@ -78,8 +78,13 @@ class Transducer(nn.Module):
         self.joiner = Joiner(config.d_model, config.decoder_dim, config.joiner_dim, config.vocab_size)
         self.simple_am_proj = nn.Linear(config.d_model, config.vocab_size)
         self.simple_lm_proj = nn.Linear(config.decoder_dim, config.vocab_size)
+        get_rnnt_backend(loss_backend)  # fail at construction, not at the first step
         self.loss_backend = loss_backend
-        self._rnnt = get_rnnt_backend(loss_backend)
+
+    @property
+    def _rnnt(self):
+        # Looked up on use: a module attribute would break deepcopy/pickle of the model.
+        return get_rnnt_backend(self.loss_backend)
 
     def encode(
         self, features: torch.Tensor, feature_lens: torch.Tensor, subnet: SubnetConfig = FULL

@@ -191,8 +191,9 @@ class Trainer:
         self.resume_skip = sampler["batches_done"]
         if cfg.start_batch > 0 and cfg.start_epoch not in (1, self.resume_epoch):
             logging.warning(f"--start-epoch {cfg.start_epoch} ignored: {path} is in epoch {self.resume_epoch}")
-        set_rng_state(state["rng"])
-        self._restored_rng = True
+        # Restored just before the first step (see ``run``): building the data pipeline
+        # may draw random numbers, which must not shift the saved streams.
+        self._rng_to_restore = state["rng"]
         logging.info(f"resumed from {path}: epoch {self.resume_epoch}, {self.resume_skip} batches of it done, "
                      f"global batch {self.batch_idx_train}")
 
@@ -303,7 +304,7 @@ class Trainer:
     # ----------------------------------------------------------------- driver
     def run(self) -> None:
         cfg = self.cfg
-        self._restored_rng = False
+        self._rng_to_restore = None
         self.resume()
         if cfg.world_size > 1:
             self.model = DDP(self.model)
@@ -330,9 +331,11 @@ class Trainer:
         num_params = sum(p.numel() for p in _unwrap(self.model).parameters())
         logging.info(f"model: {num_params / 1e6:.2f}M parameters; config {self.model_cfg.to_dict()}")
 
+        mid_epoch_resume = self._rng_to_restore is not None and self.resume_skip > 0
+        if self._rng_to_restore is not None:
+            set_rng_state(self._rng_to_restore)
         for epoch in range(self.resume_epoch, cfg.num_epochs + 1):
-            mid_epoch_resume = self._restored_rng and epoch == self.resume_epoch and self.resume_skip > 0
-            if not mid_epoch_resume:
+            if not (mid_epoch_resume and epoch == self.resume_epoch):
                 # Seeding per epoch makes a resume from epoch-N.pt match an uninterrupted run.
                 torch.manual_seed(cfg.seed + epoch)
             self.schedule.step_epoch(epoch - 1)

@@ -1,0 +1,119 @@
+"""End to end: train.py, a SIGKILL mid-epoch, --start-batch resumption, decode.py."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.e2e.conftest import PREFIX
+
+RECIPE = Path(__file__).resolve().parents[2] / "egs/synth_digits/ASR/conformer_transducer"
+TINY_MODEL = ["d_model=32", "num_layers=2", "num_heads=2", "ffn_dim=64", "kernel_size=5",
+              "decoder_dim=32", "joiner_dim=32"]
+
+
+def train_cmd(root: Path, lang: Path, exp: Path, *extra) -> list:
+    return [
+        sys.executable, str(RECIPE / "train.py"),
+        "--exp-dir", str(exp), "--bpe-model", str(lang / "bpe.model"),
+        "--manifest-dir", str(root / "fbank"),
+        "--train-cuts", f"{PREFIX}_train.jsonl.gz", "--valid-cuts", f"{PREFIX}_dev.jsonl.gz",
+        "--num-epochs", "2", "--max-duration", "6", "--num-buckets", "2", "--num-workers", "1",
+        "--save-every-n", "1", "--keep-last-k", "0", "--log-interval", "1", "--average-period", "1",
+        "--warm-step", "4", "--warmup-batches", "3", "--tensorboard", "false",
+        "--model", *TINY_MODEL, *extra,
+    ]
+
+
+def _env():
+    return {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def run(cmd):
+    out = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return out
+
+
+def assert_same_state(a: Path, b: Path):
+    sa = torch.load(a, weights_only=False)
+    sb = torch.load(b, weights_only=False)
+    for key in ("model", "model_avg"):
+        assert sa[key].keys() == sb[key].keys()
+        for name in sa[key]:
+            assert torch.equal(sa[key][name], sb[key][name]), f"{key}.{name} differs"
+    for x, y in zip(sa["optimizer"]["state"].values(), sb["optimizer"]["state"].values()):
+        assert all(torch.equal(x[k], y[k]) for k in x)
+    assert sa["batch_idx_train"] == sb["batch_idx_train"]
+
+
+@pytest.fixture(scope="module")
+def reference_run(tiny_corpus, tmp_path_factory):
+    root, lang = tiny_corpus
+    exp = tmp_path_factory.mktemp("exp_ref")
+    run(train_cmd(root, lang, exp))
+    return exp
+
+
+def test_training_writes_icefall_style_outputs(reference_run):
+    exp = reference_run
+    assert (exp / "epoch-1.pt").is_file() and (exp / "epoch-2.pt").is_file()
+    assert list(exp.glob("checkpoint-*.pt"))
+    assert list((exp / "log").glob("log-train-*"))
+    state = torch.load(exp / "epoch-2.pt", weights_only=False)
+    assert {"model", "model_avg", "optimizer", "schedule", "sampler", "rng"} <= state.keys()
+    log = next((exp / "log").glob("log-train-*")).read_text()
+    assert "validation loss/frame" in log and "s audio/s" in log
+
+
+def test_sigkill_then_start_batch_resume_is_bit_identical(tiny_corpus, reference_run, tmp_path):
+    root, lang = tiny_corpus
+    exp = tmp_path / "exp"
+    proc = subprocess.Popen(train_cmd(root, lang, exp), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=_env())
+    target = exp / "checkpoint-3.pt"
+    deadline = time.time() + 240
+    while not target.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert target.exists(), "training never reached checkpoint-3.pt"
+    assert not (exp / "epoch-2.pt").exists(), "killed too late to test mid-training resumption"
+    sampler = torch.load(target, weights_only=False)["sampler"]
+    assert (sampler["epoch"], sampler["batches_done"]) == (1, 3)  # mid-epoch: epoch 1 has 4 batches
+    for stale in list(exp.glob("epoch-*.pt")) + [p for p in exp.glob("checkpoint-*.pt") if p != target]:
+        stale.unlink()  # resume must rebuild everything after checkpoint-3 itself
+    run(train_cmd(root, lang, exp, "--start-batch", "3"))
+    assert_same_state(reference_run / "epoch-2.pt", exp / "epoch-2.pt")
+
+
+def test_resume_from_truncated_checkpoint_names_the_file(tiny_corpus, reference_run, tmp_path):
+    root, lang = tiny_corpus
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    data = (reference_run / "epoch-1.pt").read_bytes()
+    (exp / "epoch-1.pt").write_bytes(data[: len(data) // 3])
+    out = subprocess.run(train_cmd(root, lang, exp, "--start-epoch", "2"), capture_output=True, text=True,
+                         env=_env(), timeout=300)
+    assert out.returncode != 0
+    assert "epoch-1.pt is truncated or corrupt" in out.stdout + out.stderr
+
+
+def test_decode_writes_result_files(tiny_corpus, reference_run):
+    root, lang = tiny_corpus
+    for method in ("greedy_search", "modified_beam_search"):
+        out = run([
+            sys.executable, str(RECIPE / "decode.py"), "--epoch", "2", "--avg", "1",
+            "--exp-dir", str(reference_run), "--bpe-model", str(lang / "bpe.model"),
+            "--manifest-dir", str(root / "fbank"), "--cuts-prefix", PREFIX, "--test-sets", "test",
+            "--decoding-method", method,
+        ])
+        res = reference_run / method
+        assert list(res.glob("recogs-test-*.txt")) and list(res.glob("errs-test-*.txt"))
+        assert list(res.glob("wer-summary-test-*.txt"))
+        assert "| decoding | test |" in out.stdout

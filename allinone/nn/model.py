@@ -123,6 +123,26 @@ class Transducer(nn.Module):
             (simple_loss, pruned_loss): each (N,), summed over each utterance's frames.
         """
         encoder_out, encoder_out_lens = self.encode(features, feature_lens, subnet)
+        return self.transducer_loss(encoder_out, encoder_out_lens, labels, prune_range, am_scale, lm_scale)
+
+    def transducer_loss(
+        self,
+        encoder_out: torch.Tensor,
+        encoder_out_lens: torch.Tensor,
+        labels: List[List[int]],
+        prune_range: int = 5,
+        am_scale: float = 0.0,
+        lm_scale: float = 0.25,
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Simple and pruned losses of given encoder frames (decoder and joiner included).
+
+        Args:
+            encoder_out: (N, T, d_model).
+            encoder_out_lens: (N,).
+            labels, prune_range, am_scale, lm_scale: as in ``forward``.
+        Returns:
+            (simple_loss, pruned_loss): each (N,).
+        """
         device = encoder_out.device
         blank = self.config.blank_id
         label_lens = torch.tensor([len(y) for y in labels], dtype=torch.long, device=device)

@@ -97,7 +97,7 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, DDP) else model
 
 
-def _batch_inputs(batch: Dict, tokenizer: BpeTokenizer):
+def batch_inputs(batch: Dict, tokenizer: BpeTokenizer):
     """Features, lengths, labels and cut ids of a lhotse ``K2SpeechRecognitionDataset`` batch."""
     sup = batch["supervisions"]
     order = sup["sequence_idx"]
@@ -199,7 +199,7 @@ class Trainer:
 
     # ----------------------------------------------------------------- steps
     def _compute_loss(self, model: nn.Module, batch: Dict, train: bool):
-        features, feature_lens, labels, cut_ids = _batch_inputs(batch, self.tokenizer)
+        features, feature_lens, labels, cut_ids = batch_inputs(batch, self.tokenizer)
         if train and self.cfg.spec_augment:
             features = spec_augment(features, feature_lens, SpecAugmentConfig())
         simple, pruned = model(

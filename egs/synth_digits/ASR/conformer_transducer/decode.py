@@ -41,7 +41,7 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--use-averaged-model", type=str2bool, default=True,
                    help="average the running-average weights over the steps of those epochs")
     p.add_argument("--exp-dir", type=Path, default=Path("conformer_transducer/exp"))
-    p.add_argument("--bpe-model", type=Path, default=Path("data/lang_bpe_32/bpe.model"))
+    p.add_argument("--bpe-model", type=Path, default=Path("data/lang_bpe_64/bpe.model"))
     p.add_argument("--manifest-dir", type=Path, default=Path("data/fbank"))
     p.add_argument("--cuts-prefix", default="synth_digits_cuts")
     p.add_argument("--test-sets", default=",".join(TEST_SETS), help="comma-separated split names")

@@ -9,7 +9,7 @@ Usage (from egs/synth_digits/ASR, after ./prepare.sh):
     --start-epoch 1 \
     --exp-dir conformer_transducer/exp \
     --max-duration 120 \
-    --bpe-model data/lang_bpe_32/bpe.model
+    --bpe-model data/lang_bpe_64/bpe.model
 
 Resume after an interruption at the next unseen batch of checkpoint-600.pt:
 
@@ -30,7 +30,7 @@ from allinone.training.trainer import train  # noqa: E402
 
 RECIPE_DEFAULTS = {
     "exp_dir": Path("conformer_transducer/exp"),
-    "bpe_model": Path("data/lang_bpe_32/bpe.model"),
+    "bpe_model": Path("data/lang_bpe_64/bpe.model"),
     "manifest_dir": Path("data/fbank"),
     "train_cuts": "synth_digits_cuts_train.jsonl.gz",
     "valid_cuts": "synth_digits_cuts_dev.jsonl.gz",

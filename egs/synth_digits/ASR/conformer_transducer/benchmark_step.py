@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Measure training-step throughput and the pruned-RNN-T loss share of the step time.
+
+Usage (from egs/synth_digits/ASR, after ./prepare.sh):
+
+  ./conformer_transducer/benchmark_step.py --num-batches 20 --max-duration 120
+
+Runs real training batches of the train set through the default model (weights
+updated with AdamW as in training, data loading excluded) and prints a markdown table
+for RESULTS.md.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[4]))  # the repository root
+
+import torch  # noqa: E402
+
+from allinone.data.datamodule import AsrDataModule, filter_cuts, load_cuts  # noqa: E402
+from allinone.data.tokenizer import BpeTokenizer  # noqa: E402
+from allinone.nn.model import ModelConfig, Transducer  # noqa: E402
+from allinone.training.profile import profile_steps  # noqa: E402
+from allinone.training.trainer import batch_inputs  # noqa: E402
+
+
+def recipe_defaults() -> dict:
+    """The recipe's defaults, read from train.py beside this script (one source of truth)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("recipe_train", Path(__file__).resolve().parent / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.RECIPE_DEFAULTS
+
+
+RECIPE_DEFAULTS = recipe_defaults()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--num-batches", type=int, default=20)
+    p.add_argument("--warmup-batches", type=int, default=3)
+    p.add_argument("--max-duration", type=float, default=120.0)
+    p.add_argument("--bpe-model", type=Path, default=RECIPE_DEFAULTS["bpe_model"])
+    p.add_argument("--cuts", type=Path,
+                   default=RECIPE_DEFAULTS["manifest_dir"] / RECIPE_DEFAULTS["train_cuts"])
+    p.add_argument("--num-threads", type=int, default=2)
+    args = p.parse_args()
+
+    torch.manual_seed(0)
+    torch.set_num_threads(args.num_threads)
+    tok = BpeTokenizer(args.bpe_model)
+    cuts, _ = filter_cuts(load_cuts(args.cuts), tok)
+    dm = AsrDataModule(max_duration=args.max_duration, num_workers=0, seed=0)
+    loader = dm.train_dataloader(dm.train_sampler(cuts), epoch=1)
+    batches = []
+    for batch in loader:
+        features, lens, labels, _ = batch_inputs(batch, tok)
+        batches.append((features, lens, labels))
+        if len(batches) == args.warmup_batches + args.num_batches:
+            break
+    model = Transducer(ModelConfig(vocab_size=tok.vocab_size, **RECIPE_DEFAULTS["model"])).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    profile_steps(model, opt, batches[: args.warmup_batches])
+    times = profile_steps(model, opt, batches[args.warmup_batches:])
+
+    step = times.parts["step"]
+    params = sum(p.numel() for p in model.parameters())
+    print(f"model: {params / 1e6:.2f}M parameters, {args.num_threads} threads, "
+          f"{args.num_batches} batches of max {args.max_duration:.0f} s, {times.audio_seconds:.0f} s audio")
+    print("| measure | value |\n|---|---|")
+    print(f"| training step throughput (fwd+bwd+AdamW, no data loading) | {times.audio_seconds / step:.1f} s audio/s |")
+    print(f"| mean step time | {step / args.num_batches:.3f} s |")
+    print(f"| loss functions only (simple+ranges+pruned, fwd+bwd) share of step | "
+          f"{100 * times.parts['loss_functions'] / step:.1f}% |")
+    print(f"| decoder+joiner+loss subgraph (fwd+bwd) share of step | "
+          f"{100 * times.parts['loss_subgraph'] / step:.1f}% |")
+
+
+if __name__ == "__main__":
+    main()

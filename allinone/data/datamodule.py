@@ -156,7 +156,9 @@ class AsrDataModule:
             generator=torch.Generator().manual_seed(epoch_seed),
         )
 
-    def train_dataloader(self, sampler: DynamicBucketingSampler, epoch: int, start_batch: int = 0) -> DataLoader:
+    def train_dataloader(
+        self, sampler: DynamicBucketingSampler, epoch: int, start_batch: int = 0
+    ) -> DataLoader:
         """Loader for one training epoch, starting after ``start_batch`` batches of it."""
         sampler.set_epoch(epoch)
         return self._loader(SkipFirstBatches(sampler, start_batch), self.seed + epoch)

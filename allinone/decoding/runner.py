@@ -46,7 +46,9 @@ def averaged_model_between(start_path: Path, end_path: Path) -> Dict[str, torch.
     return out
 
 
-def load_model_for_decoding(exp_dir: Path, epoch: int, avg: int = 1, use_averaged_model: bool = True) -> Transducer:
+def load_model_for_decoding(
+    exp_dir: Path, epoch: int, avg: int = 1, use_averaged_model: bool = True
+) -> Transducer:
     """Build the model of ``epoch-<epoch>.pt``, averaged over ``avg`` epochs.
 
     Args:

@@ -55,6 +55,7 @@ class StatelessDecoder(nn.Module):
             emb = F.pad(emb, (self.context_size - 1, 0))
         elif emb.size(-1) != self.context_size:
             raise ValueError(
-                f"without padding the history must hold exactly {self.context_size} tokens, got {emb.size(-1)}"
+                f"without padding the history must hold exactly {self.context_size} tokens, "
+                f"got {emb.size(-1)}"
             )
         return F.relu(self.conv(emb).permute(0, 2, 1))

@@ -74,7 +74,9 @@ class Transducer(nn.Module):
             kernel_size=config.kernel_size,
             dropout=config.dropout,
         )
-        self.decoder = StatelessDecoder(config.vocab_size, config.decoder_dim, config.blank_id, config.context_size)
+        self.decoder = StatelessDecoder(
+            config.vocab_size, config.decoder_dim, config.blank_id, config.context_size
+        )
         self.joiner = Joiner(config.d_model, config.decoder_dim, config.joiner_dim, config.vocab_size)
         self.simple_am_proj = nn.Linear(config.d_model, config.vocab_size)
         self.simple_lm_proj = nn.Linear(config.decoder_dim, config.vocab_size)

@@ -22,7 +22,9 @@ def add_train_arguments(parser: argparse.ArgumentParser, defaults: Dict) -> None
         parser: the recipe's parser.
         defaults: recipe-specific defaults (e.g. manifest names) overriding the dataclass ones.
     """
-    base = TrainConfig(exp_dir=Path("."), bpe_model=Path("."), manifest_dir=Path("."), train_cuts="", valid_cuts="")
+    base = TrainConfig(
+        exp_dir=Path("."), bpe_model=Path("."), manifest_dir=Path("."), train_cuts="", valid_cuts=""
+    )
     helps = {
         "world_size": "number of data-parallel processes (gloo on CPU, nccl on GPU)",
         "start_epoch": "resume from epoch-(N-1).pt and train epoch N onwards",

@@ -116,8 +116,9 @@ class Trainer:
         self.rank = rank
         self.exp_dir = Path(cfg.exp_dir)
         self.tokenizer = BpeTokenizer(cfg.bpe_model)
-        model_cfg = ModelConfig(**{**cfg.model, "vocab_size": self.tokenizer.vocab_size,
-                                   "blank_id": self.tokenizer.blank_id})
+        model_cfg = ModelConfig(
+            **{**cfg.model, "vocab_size": self.tokenizer.vocab_size, "blank_id": self.tokenizer.blank_id}
+        )
         torch.manual_seed(cfg.seed)
         self.model_cfg = model_cfg
         self.model = build_model(model_cfg, cfg.loss_backend)
@@ -142,8 +143,13 @@ class Trainer:
             "model_avg": self.model_avg.state_dict() if self.model_avg is not None else None,
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
-            "sampler": {"epoch": epoch, "batches_done": batches_done, "seed": self.cfg.seed,
-                        "world_size": self.cfg.world_size, "max_duration": self.cfg.max_duration},
+            "sampler": {
+                "epoch": epoch,
+                "batches_done": batches_done,
+                "seed": self.cfg.seed,
+                "world_size": self.cfg.world_size,
+                "max_duration": self.cfg.max_duration,
+            },
             "rng": get_rng_state(),
             "batch_idx_train": self.batch_idx_train,
             "best_valid_loss": self.best_valid_loss,
@@ -173,13 +179,17 @@ class Trainer:
             return
         state = load_checkpoint(path)
         if state["model_config"] != self.model_cfg.to_dict():
-            raise ValueError(f"{path} was trained with model config {state['model_config']}, "
-                             f"but this run builds {self.model_cfg.to_dict()}")
+            raise ValueError(
+                f"{path} was trained with model config {state['model_config']}, "
+                f"but this run builds {self.model_cfg.to_dict()}"
+            )
         sampler = state["sampler"]
         for key in ("seed", "world_size", "max_duration"):
             if sampler[key] != getattr(cfg, key):
-                raise ValueError(f"{path}: resuming needs --{key.replace('_', '-')} {sampler[key]} "
-                                 f"(the data order depends on it), got {getattr(cfg, key)}")
+                raise ValueError(
+                    f"{path}: resuming needs --{key.replace('_', '-')} {sampler[key]} "
+                    f"(the data order depends on it), got {getattr(cfg, key)}"
+                )
         self.model.load_state_dict(state["model"])
         if self.model_avg is not None and state["model_avg"] is not None:
             self.model_avg.load_state_dict(state["model_avg"])
@@ -190,12 +200,16 @@ class Trainer:
         self.resume_epoch = sampler["epoch"]
         self.resume_skip = sampler["batches_done"]
         if cfg.start_batch > 0 and cfg.start_epoch not in (1, self.resume_epoch):
-            logging.warning(f"--start-epoch {cfg.start_epoch} ignored: {path} is in epoch {self.resume_epoch}")
+            logging.warning(
+                f"--start-epoch {cfg.start_epoch} ignored: {path} is in epoch {self.resume_epoch}"
+            )
         # Restored just before the first step (see ``run``): building the data pipeline
         # may draw random numbers, which must not shift the saved streams.
         self._rng_to_restore = state["rng"]
-        logging.info(f"resumed from {path}: epoch {self.resume_epoch}, {self.resume_skip} batches of it done, "
-                     f"global batch {self.batch_idx_train}")
+        logging.info(
+            f"resumed from {path}: epoch {self.resume_epoch}, {self.resume_skip} batches of it done, "
+            f"global batch {self.batch_idx_train}"
+        )
 
     # ----------------------------------------------------------------- steps
     def _compute_loss(self, model: nn.Module, batch: Dict, train: bool):
@@ -203,8 +217,12 @@ class Trainer:
         if train and self.cfg.spec_augment:
             features = spec_augment(features, feature_lens, SpecAugmentConfig())
         simple, pruned = model(
-            features, feature_lens, labels,
-            prune_range=self.cfg.prune_range, am_scale=self.cfg.am_scale, lm_scale=self.cfg.lm_scale,
+            features,
+            feature_lens,
+            labels,
+            prune_range=self.cfg.prune_range,
+            am_scale=self.cfg.am_scale,
+            lm_scale=self.cfg.lm_scale,
         )
         frames = subsampled_lengths(feature_lens)
         return simple, pruned, frames, (features, feature_lens, labels, cut_ids)
@@ -214,10 +232,20 @@ class Trainer:
         bad = [cut_ids[i] for i in range(len(cut_ids)) if not bool(finite[i])]
         dump = self.exp_dir / "bad-batches" / f"batch-{self.batch_idx_train}-rank{self.rank}.pt"
         dump.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"features": features, "feature_lens": feature_lens, "labels": labels,
-                    "cut_ids": cut_ids, "epoch": epoch}, dump)
-        logging.warning(f"non-finite loss at batch {self.batch_idx_train} for {len(bad)} utterances {bad}; "
-                        f"dropped them, batch saved to {dump}")
+        torch.save(
+            {
+                "features": features,
+                "feature_lens": feature_lens,
+                "labels": labels,
+                "cut_ids": cut_ids,
+                "epoch": epoch,
+            },
+            dump,
+        )
+        logging.warning(
+            f"non-finite loss at batch {self.batch_idx_train} for {len(bad)} utterances {bad}; "
+            f"dropped them, batch saved to {dump}"
+        )
         self.consecutive_bad += 1
         if self.consecutive_bad > self.cfg.max_consecutive_bad_batches:
             raise TooManyBadBatches(
@@ -238,7 +266,9 @@ class Trainer:
             self.batch_idx_train += 1
             self.schedule.step_batch(self.batch_idx_train)
             simple, pruned, frames, inputs = self._compute_loss(model, batch, train=True)
-            s_scale, p_scale = transducer_loss_scales(self.batch_idx_train, cfg.warm_step, cfg.simple_loss_scale)
+            s_scale, p_scale = transducer_loss_scales(
+                self.batch_idx_train, cfg.warm_step, cfg.simple_loss_scale
+            )
             finite = torch.isfinite(simple.detach()) & torch.isfinite(pruned.detach())
             if not bool(finite.all()):
                 self._handle_bad(finite, inputs, epoch)
@@ -255,11 +285,13 @@ class Trainer:
             self.optimizer.step()
 
             if self.model_avg is not None and self.batch_idx_train % cfg.average_period == 0:
-                update_running_average(self.model_avg, _unwrap(model), self.batch_idx_train, cfg.average_period)
+                update_running_average(
+                    self.model_avg, _unwrap(model), self.batch_idx_train, cfg.average_period
+                )
 
-            tot["loss"] += float(per_utt.sum())
-            tot["simple"] += float(simple[finite].sum())
-            tot["pruned"] += float(pruned[finite].sum())
+            tot["loss"] += float(per_utt.detach().sum())
+            tot["simple"] += float(simple.detach()[finite].sum())
+            tot["pruned"] += float(pruned.detach()[finite].sum())
             tot["frames"] += float(frames[finite].sum())
             tot["audio"] += float(inputs[1].sum()) * 0.01
             if self.rank == 0 and self.batch_idx_train % cfg.log_interval == 0:
@@ -275,7 +307,9 @@ class Trainer:
                     for k in ("loss", "simple", "pruned"):
                         self.tb.add_scalar(f"train/{k}_per_frame", tot[k] / f, self.batch_idx_train)
                     self.tb.add_scalar("train/lr", self.schedule.lr(), self.batch_idx_train)
-                    self.tb.add_scalar("train/audio_sec_per_sec", tot["audio"] / elapsed, self.batch_idx_train)
+                    self.tb.add_scalar(
+                        "train/audio_sec_per_sec", tot["audio"] / elapsed, self.batch_idx_train
+                    )
             if cfg.save_every_n > 0 and self.batch_idx_train % cfg.save_every_n == 0:
                 self._save(f"checkpoint-{self.batch_idx_train}.pt", epoch, batch_idx + 1)
                 if self.rank == 0:
@@ -283,8 +317,10 @@ class Trainer:
         elapsed = time.time() - t0
         if self.rank == 0:
             f = max(tot["frames"], 1.0)
-            logging.info(f"epoch {epoch} done in {elapsed:.1f}s: train loss/frame {tot['loss'] / f:.4f}, "
-                         f"{tot['audio'] / max(elapsed, 1e-9):.1f} s audio/s")
+            logging.info(
+                f"epoch {epoch} done in {elapsed:.1f}s: train loss/frame {tot['loss'] / f:.4f}, "
+                f"{tot['audio'] / max(elapsed, 1e-9):.1f} s audio/s"
+            )
 
     @torch.no_grad()
     def validate(self, loader) -> float:
@@ -295,8 +331,9 @@ class Trainer:
             simple, pruned, frames, _ = self._compute_loss(self.model, batch, train=False)
             s_scale, p_scale = self.cfg.simple_loss_scale, 1.0
             finite = torch.isfinite(simple) & torch.isfinite(pruned)
-            tot += torch.tensor([float((s_scale * simple + p_scale * pruned)[finite].sum()),
-                                 float(frames[finite].sum())])
+            tot += torch.tensor(
+                [float((s_scale * simple + p_scale * pruned)[finite].sum()), float(frames[finite].sum())]
+            )
         self.model.train()
         tot = all_reduce_sum(tot)
         return float(tot[0] / tot[1].clamp(min=1.0))
@@ -325,7 +362,9 @@ class Trainer:
         valid_cuts, vstats = filter_cuts(valid_cuts_all, self.tokenizer)
         log_filter_stats(cfg.valid_cuts, len(valid_cuts_all), vstats)
 
-        dm = AsrDataModule(cfg.max_duration, cfg.num_buckets, cfg.num_workers, cfg.seed, cfg.world_size, self.rank)
+        dm = AsrDataModule(
+            cfg.max_duration, cfg.num_buckets, cfg.num_workers, cfg.seed, cfg.world_size, self.rank
+        )
         sampler = dm.train_sampler(train_cuts)
         valid_loader = dm.eval_dataloader(valid_cuts)
         num_params = sum(p.numel() for p in _unwrap(self.model).parameters())

@@ -6,8 +6,9 @@ from allinone.data.augment import SpecAugmentConfig, spec_augment
 def test_masks_stay_within_limits_and_are_seeded():
     x = torch.randn(3, 200, 80)
     lens = torch.tensor([200, 120, 50])
-    cfg = SpecAugmentConfig(num_freq_masks=2, max_freq_width=10, num_time_masks=2, max_time_width=20,
-                            max_time_fraction=0.1)
+    cfg = SpecAugmentConfig(
+        num_freq_masks=2, max_freq_width=10, num_time_masks=2, max_time_width=20, max_time_fraction=0.1
+    )
     torch.manual_seed(1)
     a = spec_augment(x, lens, cfg)
     torch.manual_seed(1)

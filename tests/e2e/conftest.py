@@ -27,8 +27,16 @@ def _render(words, rng, sr=16000):
 
 def make_tiny_corpus(root: Path, sizes=None, seed=0) -> Path:
     """Write wavs, manifests, fbank cuts and a BPE model under ``root``; return the lang dir."""
-    from lhotse import CutSet, Fbank, FbankConfig, LilcomChunkyWriter, Recording, RecordingSet
-    from lhotse import SupervisionSegment, SupervisionSet
+    from lhotse import (
+        CutSet,
+        Fbank,
+        FbankConfig,
+        LilcomChunkyWriter,
+        Recording,
+        RecordingSet,
+        SupervisionSegment,
+        SupervisionSet,
+    )
 
     from allinone.data.lang import train_bpe_model
 
@@ -47,14 +55,24 @@ def make_tiny_corpus(root: Path, sizes=None, seed=0) -> Path:
             sf.write(path, _render(words, rng), 16000, subtype="PCM_16")
             rec = Recording.from_file(path, recording_id=uid)
             recs.append(rec)
-            sups.append(SupervisionSegment(id=uid, recording_id=uid, start=0.0, duration=rec.duration,
-                                           text=" ".join(words), speaker="tone"))
+            sups.append(
+                SupervisionSegment(
+                    id=uid,
+                    recording_id=uid,
+                    start=0.0,
+                    duration=rec.duration,
+                    text=" ".join(words),
+                    speaker="tone",
+                )
+            )
             if split == "train":
                 texts.append(" ".join(words))
         cuts = CutSet.from_manifests(RecordingSet.from_recordings(recs), SupervisionSet.from_segments(sups))
         cuts = cuts.compute_and_store_features(
-            Fbank(FbankConfig(num_mel_bins=80)), storage_path=fbank_dir / f"feats_{split}",
-            storage_type=LilcomChunkyWriter, num_jobs=1,
+            Fbank(FbankConfig(num_mel_bins=80)),
+            storage_path=fbank_dir / f"feats_{split}",
+            storage_type=LilcomChunkyWriter,
+            num_jobs=1,
         )
         cuts.to_file(fbank_dir / f"{PREFIX}_{split}.jsonl.gz")
     (root / "transcript.txt").write_text("\n".join(texts + [" ".join(WORDS)]) + "\n")

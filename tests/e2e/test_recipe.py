@@ -13,20 +13,56 @@ import torch
 from tests.e2e.conftest import PREFIX
 
 RECIPE = Path(__file__).resolve().parents[2] / "egs/synth_digits/ASR/conformer_transducer"
-TINY_MODEL = ["d_model=32", "num_layers=2", "num_heads=2", "ffn_dim=64", "kernel_size=5",
-              "decoder_dim=32", "joiner_dim=32"]
+TINY_MODEL = [
+    "d_model=32",
+    "num_layers=2",
+    "num_heads=2",
+    "ffn_dim=64",
+    "kernel_size=5",
+    "decoder_dim=32",
+    "joiner_dim=32",
+]
 
 
 def train_cmd(root: Path, lang: Path, exp: Path, *extra) -> list:
     return [
-        sys.executable, str(RECIPE / "train.py"),
-        "--exp-dir", str(exp), "--bpe-model", str(lang / "bpe.model"),
-        "--manifest-dir", str(root / "fbank"),
-        "--train-cuts", f"{PREFIX}_train.jsonl.gz", "--valid-cuts", f"{PREFIX}_dev.jsonl.gz",
-        "--num-epochs", "2", "--max-duration", "6", "--num-buckets", "2", "--num-workers", "1",
-        "--save-every-n", "1", "--keep-last-k", "0", "--log-interval", "1", "--average-period", "1",
-        "--warm-step", "4", "--warmup-batches", "3", "--tensorboard", "false",
-        "--model", *TINY_MODEL, *extra,
+        sys.executable,
+        str(RECIPE / "train.py"),
+        "--exp-dir",
+        str(exp),
+        "--bpe-model",
+        str(lang / "bpe.model"),
+        "--manifest-dir",
+        str(root / "fbank"),
+        "--train-cuts",
+        f"{PREFIX}_train.jsonl.gz",
+        "--valid-cuts",
+        f"{PREFIX}_dev.jsonl.gz",
+        "--num-epochs",
+        "2",
+        "--max-duration",
+        "6",
+        "--num-buckets",
+        "2",
+        "--num-workers",
+        "1",
+        "--save-every-n",
+        "1",
+        "--keep-last-k",
+        "0",
+        "--log-interval",
+        "1",
+        "--average-period",
+        "1",
+        "--warm-step",
+        "4",
+        "--warmup-batches",
+        "3",
+        "--tensorboard",
+        "false",
+        "--model",
+        *TINY_MODEL,
+        *extra,
     ]
 
 
@@ -74,8 +110,9 @@ def test_training_writes_icefall_style_outputs(reference_run):
 def test_sigkill_then_start_batch_resume_is_bit_identical(tiny_corpus, reference_run, tmp_path):
     root, lang = tiny_corpus
     exp = tmp_path / "exp"
-    proc = subprocess.Popen(train_cmd(root, lang, exp), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=_env())
+    proc = subprocess.Popen(
+        train_cmd(root, lang, exp), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env()
+    )
     target = exp / "checkpoint-3.pt"
     deadline = time.time() + 240
     while not target.exists() and proc.poll() is None and time.time() < deadline:
@@ -98,8 +135,13 @@ def test_resume_from_truncated_checkpoint_names_the_file(tiny_corpus, reference_
     exp.mkdir()
     data = (reference_run / "epoch-1.pt").read_bytes()
     (exp / "epoch-1.pt").write_bytes(data[: len(data) // 3])
-    out = subprocess.run(train_cmd(root, lang, exp, "--start-epoch", "2"), capture_output=True, text=True,
-                         env=_env(), timeout=300)
+    out = subprocess.run(
+        train_cmd(root, lang, exp, "--start-epoch", "2"),
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
     assert out.returncode != 0
     assert "epoch-1.pt is truncated or corrupt" in out.stdout + out.stderr
 
@@ -107,12 +149,28 @@ def test_resume_from_truncated_checkpoint_names_the_file(tiny_corpus, reference_
 def test_decode_writes_result_files(tiny_corpus, reference_run):
     root, lang = tiny_corpus
     for method in ("greedy_search", "modified_beam_search"):
-        out = run([
-            sys.executable, str(RECIPE / "decode.py"), "--epoch", "2", "--avg", "1",
-            "--exp-dir", str(reference_run), "--bpe-model", str(lang / "bpe.model"),
-            "--manifest-dir", str(root / "fbank"), "--cuts-prefix", PREFIX, "--test-sets", "test",
-            "--decoding-method", method,
-        ])
+        out = run(
+            [
+                sys.executable,
+                str(RECIPE / "decode.py"),
+                "--epoch",
+                "2",
+                "--avg",
+                "1",
+                "--exp-dir",
+                str(reference_run),
+                "--bpe-model",
+                str(lang / "bpe.model"),
+                "--manifest-dir",
+                str(root / "fbank"),
+                "--cuts-prefix",
+                PREFIX,
+                "--test-sets",
+                "test",
+                "--decoding-method",
+                method,
+            ]
+        )
         res = reference_run / method
         assert list(res.glob("recogs-test-*.txt")) and list(res.glob("errs-test-*.txt"))
         assert list(res.glob("wer-summary-test-*.txt"))

@@ -9,7 +9,9 @@ from allinone.subnet import SubnetConfig
 
 def tiny_encoder(**kw):
     torch.manual_seed(0)
-    args = dict(num_features=20, d_model=16, num_layers=3, num_heads=2, ffn_dim=24, kernel_size=5, dropout=0.0)
+    args = dict(
+        num_features=20, d_model=16, num_layers=3, num_heads=2, ffn_dim=24, kernel_size=5, dropout=0.0
+    )
     args.update(kw)
     return ConformerEncoder(**args).eval()
 

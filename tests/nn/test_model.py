@@ -6,8 +6,18 @@ from allinone.nn.model import ModelConfig, Transducer, pad_labels
 
 def tiny_model():
     torch.manual_seed(0)
-    cfg = ModelConfig(vocab_size=7, num_features=20, d_model=16, num_layers=2, num_heads=2, ffn_dim=24,
-                      kernel_size=5, dropout=0.0, decoder_dim=12, joiner_dim=12)
+    cfg = ModelConfig(
+        vocab_size=7,
+        num_features=20,
+        d_model=16,
+        num_layers=2,
+        num_heads=2,
+        ffn_dim=24,
+        kernel_size=5,
+        dropout=0.0,
+        decoder_dim=12,
+        joiner_dim=12,
+    )
     return Transducer(cfg).eval()
 
 
@@ -21,8 +31,9 @@ def test_pruned_loss_with_full_range_equals_full_joiner_loss():
     dec = model.decoder(pad_labels([[0] + y for y in labels], 0), need_pad=True)
     logits = model.joiner(enc[:, :, None, :], dec[:, None, :, :])  # (N, T, S+1, V)
     boundary = torch.tensor([[0, 0, 3, int(enc_lens[0])], [0, 0, 2, int(enc_lens[1])]])
-    full = rnnt.rnnt_loss(logits, pad_labels(labels, 0), termination_symbol=0, boundary=boundary,
-                          reduction="none")
+    full = rnnt.rnnt_loss(
+        logits, pad_labels(labels, 0), termination_symbol=0, boundary=boundary, reduction="none"
+    )
     torch.testing.assert_close(pruned, full, rtol=1e-4, atol=1e-4)
 
 

@@ -52,8 +52,11 @@ def test_rng_state_round_trip():
 def test_average_state_dicts(tmp_path):
     paths = []
     for i in range(3):
-        paths.append(ck.save_checkpoint_atomic({"model": {"w": torch.full((2,), float(i)),
-                                                          "n": torch.tensor(i)}}, tmp_path / f"e{i}.pt"))
+        paths.append(
+            ck.save_checkpoint_atomic(
+                {"model": {"w": torch.full((2,), float(i)), "n": torch.tensor(i)}}, tmp_path / f"e{i}.pt"
+            )
+        )
     avg = ck.average_state_dicts(paths)
     torch.testing.assert_close(avg["w"], torch.full((2,), 1.0))
     assert int(avg["n"]) == 2

@@ -29,7 +29,9 @@ def recipe_defaults() -> dict:
     """The recipe's defaults, read from train.py beside this script (one source of truth)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("recipe_train", Path(__file__).resolve().parent / "train.py")
+    spec = importlib.util.spec_from_file_location(
+        "recipe_train", Path(__file__).resolve().parent / "train.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.RECIPE_DEFAULTS
@@ -44,8 +46,9 @@ def main() -> None:
     p.add_argument("--warmup-batches", type=int, default=3)
     p.add_argument("--max-duration", type=float, default=120.0)
     p.add_argument("--bpe-model", type=Path, default=RECIPE_DEFAULTS["bpe_model"])
-    p.add_argument("--cuts", type=Path,
-                   default=RECIPE_DEFAULTS["manifest_dir"] / RECIPE_DEFAULTS["train_cuts"])
+    p.add_argument(
+        "--cuts", type=Path, default=RECIPE_DEFAULTS["manifest_dir"] / RECIPE_DEFAULTS["train_cuts"]
+    )
     p.add_argument("--num-threads", type=int, default=2)
     args = p.parse_args()
 
@@ -64,19 +67,26 @@ def main() -> None:
     model = Transducer(ModelConfig(vocab_size=tok.vocab_size, **RECIPE_DEFAULTS["model"])).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     profile_steps(model, opt, batches[: args.warmup_batches])
-    times = profile_steps(model, opt, batches[args.warmup_batches:])
+    times = profile_steps(model, opt, batches[args.warmup_batches :])
 
     step = times.parts["step"]
     params = sum(p.numel() for p in model.parameters())
-    print(f"model: {params / 1e6:.2f}M parameters, {args.num_threads} threads, "
-          f"{args.num_batches} batches of max {args.max_duration:.0f} s, {times.audio_seconds:.0f} s audio")
+    print(
+        f"model: {params / 1e6:.2f}M parameters, {args.num_threads} threads, "
+        f"{args.num_batches} batches of max {args.max_duration:.0f} s, {times.audio_seconds:.0f} s audio"
+    )
     print("| measure | value |\n|---|---|")
-    print(f"| training step throughput (fwd+bwd+AdamW, no data loading) | {times.audio_seconds / step:.1f} s audio/s |")
+    throughput = times.audio_seconds / step
+    print(f"| training step throughput (fwd+bwd+AdamW, no data loading) | {throughput:.1f} s audio/s |")
     print(f"| mean step time | {step / args.num_batches:.3f} s |")
-    print(f"| loss functions only (simple+ranges+pruned, fwd+bwd) share of step | "
-          f"{100 * times.parts['loss_functions'] / step:.1f}% |")
-    print(f"| decoder+joiner+loss subgraph (fwd+bwd) share of step | "
-          f"{100 * times.parts['loss_subgraph'] / step:.1f}% |")
+    print(
+        f"| loss functions only (simple+ranges+pruned, fwd+bwd) share of step | "
+        f"{100 * times.parts['loss_functions'] / step:.1f}% |"
+    )
+    print(
+        f"| decoder+joiner+loss subgraph (fwd+bwd) share of step | "
+        f"{100 * times.parts['loss_subgraph'] / step:.1f}% |"
+    )
 
 
 if __name__ == "__main__":

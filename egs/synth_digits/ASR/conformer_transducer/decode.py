@@ -38,8 +38,12 @@ def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--epoch", type=int, required=True, help="decode epoch-<epoch>.pt")
     p.add_argument("--avg", type=int, default=1, help="number of epochs to average, ending at --epoch")
-    p.add_argument("--use-averaged-model", type=str2bool, default=True,
-                   help="average the running-average weights over the steps of those epochs")
+    p.add_argument(
+        "--use-averaged-model",
+        type=str2bool,
+        default=True,
+        help="average the running-average weights over the steps of those epochs",
+    )
     p.add_argument("--exp-dir", type=Path, default=Path("conformer_transducer/exp"))
     p.add_argument("--bpe-model", type=Path, default=Path("data/lang_bpe_64/bpe.model"))
     p.add_argument("--manifest-dir", type=Path, default=Path("data/fbank"))
@@ -48,8 +52,12 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--decoding-method", default="modified_beam_search", choices=DECODING_METHODS)
     p.add_argument("--beam-size", type=int, default=4)
     p.add_argument("--max-duration", type=float, default=300.0)
-    p.add_argument("--num-threads", type=int, default=1,
-                   help="torch threads; 1 makes the reported real-time factor a one-core figure")
+    p.add_argument(
+        "--num-threads",
+        type=int,
+        default=1,
+        help="torch threads; 1 makes the reported real-time factor a one-core figure",
+    )
     return p
 
 
@@ -61,22 +69,29 @@ def main() -> None:
     tokenizer = BpeTokenizer(args.bpe_model)
     model = load_model_for_decoding(args.exp_dir, args.epoch, args.avg, args.use_averaged_model)
     if model.config.vocab_size != tokenizer.vocab_size:
-        raise ValueError(f"{args.bpe_model} has {tokenizer.vocab_size} tokens but the model was trained "
-                         f"with {model.config.vocab_size}")
+        raise ValueError(
+            f"{args.bpe_model} has {tokenizer.vocab_size} tokens but the model was trained "
+            f"with {model.config.vocab_size}"
+        )
     suffix = f"epoch-{args.epoch}-avg-{args.avg}" + ("-use-averaged-model" if args.use_averaged_model else "")
-    key = args.decoding_method + (f"_beam_{args.beam_size}" if args.decoding_method != "greedy_search" else "")
+    key = args.decoding_method + (
+        f"_beam_{args.beam_size}" if args.decoding_method != "greedy_search" else ""
+    )
     dm = AsrDataModule(max_duration=args.max_duration, num_workers=0)
     table = {}
     for test_set in args.test_sets.split(","):
         manifest = args.manifest_dir / f"{args.cuts_prefix}_{test_set}.jsonl.gz"
         cuts = load_cuts(manifest)
         check_features_exist(cuts, str(manifest))
-        results, stats = decode_dataset(model, dm.eval_dataloader(cuts), tokenizer, args.decoding_method,
-                                        args.beam_size, desc=test_set)
+        results, stats = decode_dataset(
+            model, dm.eval_dataloader(cuts), tokenizer, args.decoding_method, args.beam_size, desc=test_set
+        )
         wers = save_results(res_dir, test_set, {key: results}, suffix)
         table.setdefault(key, {})[test_set] = wers[key]
-        logging.info(f"{test_set}: WER {wers[key]:.2f}% over {len(results)} utterances, "
-                     f"RTF {stats.rtf:.4f} ({args.num_threads} thread(s))")
+        logging.info(
+            f"{test_set}: WER {wers[key]:.2f}% over {len(results)} utterances, "
+            f"RTF {stats.rtf:.4f} ({args.num_threads} thread(s))"
+        )
     print(format_wer_table(table))
 
 

@@ -39,7 +39,9 @@ RECIPE_DEFAULTS = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_train_arguments(parser, RECIPE_DEFAULTS)
     train(config_from_args(parser.parse_args()))
 

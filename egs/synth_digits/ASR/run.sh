@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The whole synthetic-digits job: install, prepare the corpus, train, decode, print WERs.
+#
+# Usage: egs/synth_digits/ASR/run.sh [--stage N] [--stop-stage N] [--num-epochs N]
+#                                    [--exp-dir DIR] [--max-duration SEC]
+#  stage 0: install Debian and Python dependencies (utils/install_deps.sh)
+#  stage 1: ./prepare.sh (synthesis, fbank, BPE and lang dir; skips finished stages)
+#  stage 2: train the Conformer transducer
+#  stage 3: decode test-seen and test-unseen with greedy and modified beam search
+set -euo pipefail
+
+stage=0
+stop_stage=100
+num_epochs=6
+exp_dir=conformer_transducer/exp
+max_duration=120
+vocab_size=64
+
+script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cd "$script_dir"
+. ../../../utils/parse_options.sh
+
+log() { echo "$(date '+%Y-%m-%d %H:%M:%S') (run.sh:${BASH_LINENO[0]}) $*"; }
+start=$(date +%s)
+
+if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
+  log "stage 0: dependencies"
+  bash ../../../utils/install_deps.sh
+fi
+
+if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+  log "stage 1: data preparation"
+  ./prepare.sh --vocab-size $vocab_size
+fi
+prep_done=$(date +%s)
+
+if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
+  log "stage 2: training ($num_epochs epochs) into $exp_dir"
+  if [ -f "$exp_dir/epoch-$num_epochs.pt" ]; then
+    log "$exp_dir/epoch-$num_epochs.pt exists, skipping training"
+  else
+    ./conformer_transducer/train.py \
+      --num-epochs $num_epochs \
+      --exp-dir $exp_dir \
+      --max-duration $max_duration \
+      --bpe-model data/lang_bpe_${vocab_size}/bpe.model
+  fi
+fi
+train_done=$(date +%s)
+
+if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
+  for method in greedy_search modified_beam_search; do
+    log "stage 3: decoding with $method"
+    ./conformer_transducer/decode.py \
+      --epoch $num_epochs \
+      --avg 2 \
+      --use-averaged-model true \
+      --exp-dir $exp_dir \
+      --bpe-model data/lang_bpe_${vocab_size}/bpe.model \
+      --decoding-method $method \
+      --beam-size 4 | tee $exp_dir/wer-table-$method.md
+  done
+fi
+end=$(date +%s)
+log "wall time: preparation $((prep_done - start)) s, training $((train_done - prep_done)) s," \
+    "decoding $((end - train_done)) s, total $((end - start)) s"

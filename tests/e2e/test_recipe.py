@@ -175,3 +175,17 @@ def test_decode_writes_result_files(tiny_corpus, reference_run):
         assert list(res.glob("recogs-test-*.txt")) and list(res.glob("errs-test-*.txt"))
         assert list(res.glob("wer-summary-test-*.txt"))
         assert "| decoding | test |" in out.stdout
+
+
+def test_two_process_data_parallel_training(tiny_corpus, tmp_path):
+    root, lang = tiny_corpus
+    exp = tmp_path / "exp"
+    cmd = train_cmd(root, lang, exp, "--world-size", "2", "--master-port", "12931")
+    cmd[cmd.index("--num-epochs") + 1] = "1"
+    run(cmd)
+    state = torch.load(exp / "epoch-1.pt", weights_only=False)
+    assert state["sampler"]["world_size"] == 2
+    # each rank sees half of the batches: 24 cuts of ~1 s in 6 s batches -> 2 steps per rank
+    assert state["batch_idx_train"] == 2
+    logs = sorted((exp / "log").glob("log-train-*"))
+    assert len(logs) == 2 and all("done" in p.read_text() for p in logs)

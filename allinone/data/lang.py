@@ -57,31 +57,30 @@ def train_bpe_model(
     Returns:
         ``model_path`` as a :class:`Path`.
     """
-    import tempfile
-
     import sentencepiece as spm
 
     model_path = Path(model_path)
     if model_path.suffix != ".model":
         raise ValueError(f"model path must end in .model, got {model_path}")
     model_path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=model_path.parent) as tmp:
-        prefix = Path(tmp) / "spm"
-        spm.SentencePieceTrainer.train(
-            input=str(transcript),
-            model_prefix=str(prefix),
-            model_type=model_type,
-            vocab_size=vocab_size,
-            character_coverage=1.0,
-            user_defined_symbols=[BLANK, SOS_EOS],
-            unk_id=2,
-            bos_id=-1,
-            eos_id=-1,
-            input_sentence_size=100_000_000,
-            num_threads=1,
-            minloglevel=2,
-        )
-        Path(f"{prefix}.model").replace(model_path)
+    # The prefix is recorded inside the model: keep it fixed so that the same
+    # text always gives a byte-identical model.
+    prefix = model_path.with_suffix("")
+    spm.SentencePieceTrainer.train(
+        input=str(transcript),
+        model_prefix=str(prefix),
+        model_type=model_type,
+        vocab_size=vocab_size,
+        character_coverage=1.0,
+        user_defined_symbols=[BLANK, SOS_EOS],
+        unk_id=2,
+        bos_id=-1,
+        eos_id=-1,
+        input_sentence_size=100_000_000,
+        num_threads=1,
+        minloglevel=2,
+    )
+    Path(f"{prefix}.vocab").unlink(missing_ok=True)
     return model_path
 
 

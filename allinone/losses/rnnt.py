@@ -46,15 +46,18 @@ def _boundary_or_default(boundary: Optional[Tensor], B: int, S: int, T: int, dev
     if boundary is None:
         return torch.tensor([0, 0, S, T], dtype=torch.int64, device=device).expand(B, 4)
     if boundary.shape != (B, 4) or boundary.dtype != torch.int64:
-        raise ValueError(f"boundary must be a (B={B}, 4) int64 tensor, got {tuple(boundary.shape)} "
-                         f"{boundary.dtype}")
+        raise ValueError(
+            f"boundary must be a (B={B}, 4) int64 tensor, got {tuple(boundary.shape)} {boundary.dtype}"
+        )
     boundary = boundary.to(device)
     s_begin, t_begin, s_end, t_end = boundary.unbind(1)
     ok = (0 <= s_begin) & (s_begin <= s_end) & (s_end <= S) & (0 <= t_begin) & (t_begin <= t_end)
     ok = ok & (t_end <= T)
     if not bool(ok.all()):
-        raise ValueError(f"boundary rows must satisfy 0 <= s_begin <= s_end <= {S} and "
-                         f"0 <= t_begin <= t_end <= {T}, got {boundary.tolist()}")
+        raise ValueError(
+            f"boundary rows must satisfy 0 <= s_begin <= s_end <= {S} and "
+            f"0 <= t_begin <= t_end <= {T}, got {boundary.tolist()}"
+        )
     return boundary
 
 
@@ -422,8 +425,9 @@ def _backward_scores(px_d: Tensor, py_d: Tensor, boundary: Tensor) -> Tensor:
     return beta
 
 
-def _occupation(px_d: Tensor, py_d: Tensor, alpha: Tensor, total: Tensor, boundary: Tensor,
-                T: int) -> Tuple[Tensor, Tensor]:
+def _occupation(
+    px_d: Tensor, py_d: Tensor, alpha: Tensor, total: Tensor, boundary: Tensor, T: int
+) -> Tuple[Tensor, Tensor]:
     """Posterior probability of every lattice arc, i.e. d(total)/d(px), d(total)/d(py).
 
     Args:
@@ -499,11 +503,13 @@ def mutual_information_recursion(
     B, S, T1 = px.shape
     T = py.shape[2]
     if T1 == T:
-        raise ValueError("px of shape (B, S, T) is k2's 'modified' RNN-T, which is not supported; "
-                         "px must be (B, S, T + 1)")
+        raise ValueError(
+            "px of shape (B, S, T) is k2's 'modified' RNN-T, which is not supported; px must be (B, S, T + 1)"
+        )
     if T1 != T + 1 or py.shape != (B, S + 1, T):
-        raise ValueError(f"expected px (B, S, T + 1) and py (B, S + 1, T), got {tuple(px.shape)} "
-                         f"and {tuple(py.shape)}")
+        raise ValueError(
+            f"expected px (B, S, T + 1) and py (B, S + 1, T), got {tuple(px.shape)} and {tuple(py.shape)}"
+        )
     dtype = _compute_dtype(px, py)
     boundary = _boundary_or_default(boundary, B, S, T, px.device)
     scores, px_grad, py_grad = _MutualInformation.apply(px.to(dtype), py.to(dtype), boundary, return_grad)
@@ -688,8 +694,10 @@ def get_rnnt_prune_ranges(
     B, S, T1 = px_grad.shape
     T = py_grad.shape[2]
     if T1 != T + 1 or py_grad.shape != (B, S + 1, T):
-        raise ValueError(f"expected px_grad (B, S, T + 1) and py_grad (B, S + 1, T), got "
-                         f"{tuple(px_grad.shape)} and {tuple(py_grad.shape)}")
+        raise ValueError(
+            f"expected px_grad (B, S, T + 1) and py_grad (B, S + 1, T), got "
+            f"{tuple(px_grad.shape)} and {tuple(py_grad.shape)}"
+        )
     # Same preconditions as k2: with T >= S and s_range >= 2 the last real frame's window
     # can always reach s_end.
     if S < 1:
@@ -706,8 +714,8 @@ def get_rnnt_prune_ranges(
     # Summed term by term (not cumsum differences) so that tied windows compare exactly.
     window_mass = py_grad[:, :num_windows].clone()
     for k in range(1, s_range):
-        window_mass += py_grad[:, k:k + num_windows]
-    entering = torch.cat((px_grad.new_zeros(B, 1, T), px_grad[:, :num_windows - 1, :T]), dim=1)
+        window_mass += py_grad[:, k : k + num_windows]
+    entering = torch.cat((px_grad.new_zeros(B, 1, T), px_grad[:, : num_windows - 1, :T]), dim=1)
     s_begin = torch.argmax(window_mass - entering, dim=1)  # (B, T)
 
     # From the last real frame on, the window must contain s_end so the final blank survives.

@@ -49,7 +49,10 @@ def get_rnnt_logprobs(
         (px (B, S, T + 1), py (B, S + 1, T)).
     """
     return import_k2().get_rnnt_logprobs(
-        lm=_float(lm), am=_float(am), symbols=symbols, termination_symbol=termination_symbol,
+        lm=_float(lm),
+        am=_float(am),
+        symbols=symbols,
+        termination_symbol=termination_symbol,
         boundary=boundary,
     )
 
@@ -72,8 +75,13 @@ def get_rnnt_logprobs_smoothed(
         (px (B, S, T + 1), py (B, S + 1, T)).
     """
     return import_k2().get_rnnt_logprobs_smoothed(
-        lm=_float(lm), am=_float(am), symbols=symbols, termination_symbol=termination_symbol,
-        lm_only_scale=lm_only_scale, am_only_scale=am_only_scale, boundary=boundary,
+        lm=_float(lm),
+        am=_float(am),
+        symbols=symbols,
+        termination_symbol=termination_symbol,
+        lm_only_scale=lm_only_scale,
+        am_only_scale=am_only_scale,
+        boundary=boundary,
     )
 
 
@@ -109,7 +117,10 @@ def get_rnnt_logprobs_pruned(
         (px (B, S, T + 1), py (B, S + 1, T)).
     """
     return import_k2().get_rnnt_logprobs_pruned(
-        logits=_float(logits), symbols=symbols, ranges=ranges, termination_symbol=termination_symbol,
+        logits=_float(logits),
+        symbols=symbols,
+        ranges=ranges,
+        termination_symbol=termination_symbol,
         boundary=boundary,
     )
 
@@ -150,8 +161,13 @@ def rnnt_loss_simple(
         loss, or (loss, (px_grad (B, S, T + 1), py_grad (B, S + 1, T))).
     """
     return import_k2().rnnt_loss_simple(
-        lm=_float(lm), am=_float(am), symbols=symbols, termination_symbol=termination_symbol,
-        boundary=boundary, reduction=reduction, return_grad=return_grad,
+        lm=_float(lm),
+        am=_float(am),
+        symbols=symbols,
+        termination_symbol=termination_symbol,
+        boundary=boundary,
+        reduction=reduction,
+        return_grad=return_grad,
     )
 
 
@@ -176,9 +192,15 @@ def rnnt_loss_smoothed(
         loss, or (loss, (px_grad (B, S, T + 1), py_grad (B, S + 1, T))).
     """
     return import_k2().rnnt_loss_smoothed(
-        lm=_float(lm), am=_float(am), symbols=symbols, termination_symbol=termination_symbol,
-        lm_only_scale=lm_only_scale, am_only_scale=am_only_scale, boundary=boundary,
-        reduction=reduction, return_grad=return_grad,
+        lm=_float(lm),
+        am=_float(am),
+        symbols=symbols,
+        termination_symbol=termination_symbol,
+        lm_only_scale=lm_only_scale,
+        am_only_scale=am_only_scale,
+        boundary=boundary,
+        reduction=reduction,
+        return_grad=return_grad,
     )
 
 
@@ -198,8 +220,11 @@ def rnnt_loss(
         loss: (B,) or scalar.
     """
     return import_k2().rnnt_loss(
-        logits=_float(logits), symbols=symbols, termination_symbol=termination_symbol,
-        boundary=boundary, reduction=reduction,
+        logits=_float(logits),
+        symbols=symbols,
+        termination_symbol=termination_symbol,
+        boundary=boundary,
+        reduction=reduction,
     )
 
 
@@ -221,8 +246,12 @@ def rnnt_loss_pruned(
         loss: (B,) or scalar.
     """
     return import_k2().rnnt_loss_pruned(
-        logits=_float(logits), symbols=symbols, ranges=ranges, termination_symbol=termination_symbol,
-        boundary=boundary, reduction=reduction,
+        logits=_float(logits),
+        symbols=symbols,
+        ranges=ranges,
+        termination_symbol=termination_symbol,
+        boundary=boundary,
+        reduction=reduction,
     )
 
 

@@ -1,10 +1,11 @@
 """Conformer transducer: encoder, stateless decoder, joiner and the pruned RNN-T loss."""
 
 from dataclasses import asdict, dataclass
-from typing import List, Tuple
+from typing import Dict, List, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from allinone.losses import get_rnnt_backend
 from allinone.nn.conformer import ConformerEncoder
@@ -29,6 +30,13 @@ class ModelConfig:
     decoder_dim: int = 256
     joiner_dim: int = 256
     context_size: int = 2
+    conv_norm: str = "batchnorm"
+    use_transducer: bool = True
+    use_ctc: bool = False
+
+    def __post_init__(self):
+        if not (self.use_transducer or self.use_ctc):
+            raise ValueError("the model needs a transducer head, a CTC head or both")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -73,6 +81,7 @@ class Transducer(nn.Module):
             ffn_dim=config.ffn_dim,
             kernel_size=config.kernel_size,
             dropout=config.dropout,
+            conv_norm=config.conv_norm,
         )
         self.decoder = StatelessDecoder(
             config.vocab_size, config.decoder_dim, config.blank_id, config.context_size
@@ -80,6 +89,7 @@ class Transducer(nn.Module):
         self.joiner = Joiner(config.d_model, config.decoder_dim, config.joiner_dim, config.vocab_size)
         self.simple_am_proj = nn.Linear(config.d_model, config.vocab_size)
         self.simple_lm_proj = nn.Linear(config.decoder_dim, config.vocab_size)
+        self.ctc_output = nn.Linear(config.d_model, config.vocab_size) if config.use_ctc else None
         get_rnnt_backend(loss_backend)  # fail at construction, not at the first step
         self.loss_backend = loss_backend
 
@@ -110,8 +120,8 @@ class Transducer(nn.Module):
         am_scale: float = 0.0,
         lm_scale: float = 0.25,
         subnet: SubnetConfig = FULL,
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Per-utterance simple and pruned transducer losses.
+    ) -> Dict[str, torch.Tensor]:
+        """Per-utterance losses of every head the model has.
 
         Args:
             features: (N, T, num_features).
@@ -122,10 +132,43 @@ class Transducer(nn.Module):
                 simple loss.
             subnet: encoder slice to train.
         Returns:
-            (simple_loss, pruned_loss): each (N,), summed over each utterance's frames.
+            dict with "simple" and "pruned" (transducer head) and/or "ctc" (CTC head),
+            each (N,), summed over each utterance's frames.
         """
         encoder_out, encoder_out_lens = self.encode(features, feature_lens, subnet)
-        return self.transducer_loss(encoder_out, encoder_out_lens, labels, prune_range, am_scale, lm_scale)
+        losses: Dict[str, torch.Tensor] = {}
+        if self.config.use_transducer:
+            losses["simple"], losses["pruned"] = self.transducer_loss(
+                encoder_out, encoder_out_lens, labels, prune_range, am_scale, lm_scale
+            )
+        if self.config.use_ctc:
+            losses["ctc"] = self.ctc_loss(encoder_out, encoder_out_lens, labels)
+        return losses
+
+    def ctc_log_probs(self, encoder_out: torch.Tensor) -> torch.Tensor:
+        """CTC log-posteriors (N, T, vocab) of encoder frames (N, T, d_model)."""
+        if self.ctc_output is None:
+            raise ValueError("this model has no CTC head (trained without --use-ctc)")
+        return self.ctc_output(encoder_out).float().log_softmax(-1)
+
+    def ctc_loss(
+        self, encoder_out: torch.Tensor, encoder_out_lens: torch.Tensor, labels: List[List[int]]
+    ) -> torch.Tensor:
+        """Per-utterance CTC loss (N,) with the transducer's blank as the CTC blank."""
+        log_probs = self.ctc_log_probs(encoder_out)
+        targets = torch.tensor([t for y in labels for t in y], dtype=torch.long, device=encoder_out.device)
+        target_lens = torch.tensor([len(y) for y in labels], dtype=torch.long, device=encoder_out.device)
+        # Infinite losses (too few frames for the labels) are kept so the trainer can
+        # report and drop those utterances instead of silently zeroing them.
+        return F.ctc_loss(
+            log_probs.transpose(0, 1),
+            targets,
+            encoder_out_lens,
+            target_lens,
+            blank=self.config.blank_id,
+            reduction="none",
+            zero_infinity=False,
+        )
 
     def transducer_loss(
         self,

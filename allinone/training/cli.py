@@ -35,6 +35,10 @@ def add_train_arguments(parser: argparse.ArgumentParser, defaults: Dict) -> None
         "average_period": "update the running-average model every N batches",
         "warm_step": "batches over which the loss moves from the simple to the pruned transducer loss",
         "max_batches_per_epoch": "stop each epoch after N batches (0: whole epoch); for smoke tests",
+        "sortagrad_epochs": "epochs (from the first) whose batches go from short to long utterances",
+        "use_ctc": "add a CTC head on the encoder (auxiliary loss, or the only one)",
+        "use_transducer": "train the pruned transducer head",
+        "ctc_loss_scale": "weight of the CTC loss",
         "loss_backend": "'torch' (pure PyTorch pruned RNN-T) or 'k2' (needs import k2)",
     }
     for name, value in base.to_dict().items():

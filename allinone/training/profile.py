@@ -54,9 +54,9 @@ def profile_steps(
         out.audio_seconds += float(feature_lens.sum()) * 0.01
 
         with out.timed("step"):
-            simple, pruned = model(features, feature_lens, labels, prune_range, am_scale, lm_scale)
+            losses = model(features, feature_lens, labels, prune_range, am_scale, lm_scale)
             optimizer.zero_grad()
-            (0.5 * simple + pruned).sum().backward()
+            (0.5 * losses["simple"] + losses["pruned"] + 0.2 * losses.get("ctc", 0.0)).sum().backward()
             optimizer.step()
 
         with torch.no_grad():

@@ -66,7 +66,11 @@ class TrainConfig:
     am_scale: float = 0.0
     simple_loss_scale: float = 0.5
     warm_step: int = 300
+    use_transducer: bool = True
+    use_ctc: bool = False
+    ctc_loss_scale: float = 0.2
     spec_augment: bool = True
+    sortagrad_epochs: int = 1
     save_every_n: int = 100
     keep_last_k: int = 5
     average_period: int = 10
@@ -117,7 +121,9 @@ class Trainer:
         self.exp_dir = Path(cfg.exp_dir)
         self.tokenizer = BpeTokenizer(cfg.bpe_model)
         model_cfg = ModelConfig(
-            **{**cfg.model, "vocab_size": self.tokenizer.vocab_size, "blank_id": self.tokenizer.blank_id}
+            use_transducer=cfg.use_transducer,
+            use_ctc=cfg.use_ctc,
+            **{**cfg.model, "vocab_size": self.tokenizer.vocab_size, "blank_id": self.tokenizer.blank_id},
         )
         torch.manual_seed(cfg.seed)
         self.model_cfg = model_cfg
@@ -216,7 +222,7 @@ class Trainer:
         features, feature_lens, labels, cut_ids = batch_inputs(batch, self.tokenizer)
         if train and self.cfg.spec_augment:
             features = spec_augment(features, feature_lens, SpecAugmentConfig())
-        simple, pruned = model(
+        losses = model(
             features,
             feature_lens,
             labels,
@@ -225,7 +231,20 @@ class Trainer:
             lm_scale=self.cfg.lm_scale,
         )
         frames = subsampled_lengths(feature_lens)
-        return simple, pruned, frames, (features, feature_lens, labels, cut_ids)
+        return losses, frames, (features, feature_lens, labels, cut_ids)
+
+    def _loss_weights(self, train: bool) -> Dict[str, float]:
+        """Weight of each head's loss at the current step (validation: after warm-up)."""
+        step = self.batch_idx_train if train else self.cfg.warm_step
+        s_scale, p_scale = transducer_loss_scales(step, self.cfg.warm_step, self.cfg.simple_loss_scale)
+        return {"simple": s_scale, "pruned": p_scale, "ctc": self.cfg.ctc_loss_scale}
+
+    def _combine(self, losses: Dict[str, torch.Tensor], train: bool):
+        """Weighted per-utterance total (N,) with non-finite utterances zeroed, and the finite mask."""
+        finite = torch.stack([torch.isfinite(v.detach()) for v in losses.values()]).all(0)
+        weights = self._loss_weights(train)
+        total = sum(weights[k] * v for k, v in losses.items())
+        return torch.where(finite, total, torch.zeros_like(total)), finite
 
     def _handle_bad(self, finite: torch.Tensor, inputs, epoch: int) -> None:
         features, feature_lens, labels, cut_ids = inputs
@@ -258,23 +277,19 @@ class Trainer:
         model = self.model
         model.train()
         skip = self.resume_skip if epoch == self.resume_epoch else 0
-        tot = {"loss": 0.0, "simple": 0.0, "pruned": 0.0, "frames": 0.0, "audio": 0.0}
+        tot: Dict[str, float] = {"loss": 0.0, "frames": 0.0, "audio": 0.0}
         t0 = time.time()
         for batch_idx, batch in enumerate(loader, start=skip):
             if cfg.max_batches_per_epoch and batch_idx >= cfg.max_batches_per_epoch:
                 break
             self.batch_idx_train += 1
             self.schedule.step_batch(self.batch_idx_train)
-            simple, pruned, frames, inputs = self._compute_loss(model, batch, train=True)
-            s_scale, p_scale = transducer_loss_scales(
-                self.batch_idx_train, cfg.warm_step, cfg.simple_loss_scale
-            )
-            finite = torch.isfinite(simple.detach()) & torch.isfinite(pruned.detach())
+            losses, frames, inputs = self._compute_loss(model, batch, train=True)
+            per_utt, finite = self._combine(losses, train=True)
             if not bool(finite.all()):
                 self._handle_bad(finite, inputs, epoch)
             else:
                 self.consecutive_bad = 0
-            per_utt = torch.where(finite, s_scale * simple + p_scale * pruned, torch.zeros_like(simple))
             num_frames = all_reduce_sum(frames[finite].sum().float()).clamp(min=1.0)
             # Normalising by frames makes gradient clipping independent of the batch size.
             loss = per_utt.sum() / num_frames * cfg.world_size
@@ -290,21 +305,21 @@ class Trainer:
                 )
 
             tot["loss"] += float(per_utt.detach().sum())
-            tot["simple"] += float(simple.detach()[finite].sum())
-            tot["pruned"] += float(pruned.detach()[finite].sum())
+            for k, v in losses.items():
+                tot[k] = tot.get(k, 0.0) + float(v.detach()[finite].sum())
             tot["frames"] += float(frames[finite].sum())
             tot["audio"] += float(inputs[1].sum()) * 0.01
             if self.rank == 0 and self.batch_idx_train % cfg.log_interval == 0:
                 elapsed = time.time() - t0
                 f = max(tot["frames"], 1.0)
+                parts = ", ".join(f"{k} {tot[k] / f:.4f}" for k in losses)
                 logging.info(
                     f"epoch {epoch}, batch {batch_idx}, global {self.batch_idx_train}: "
-                    f"loss/frame {tot['loss'] / f:.4f} (simple {tot['simple'] / f:.4f}, "
-                    f"pruned {tot['pruned'] / f:.4f}), lr {self.schedule.lr():.2e}, "
+                    f"loss/frame {tot['loss'] / f:.4f} ({parts}), lr {self.schedule.lr():.2e}, "
                     f"{tot['audio'] / elapsed:.1f} s audio/s"
                 )
                 if self.tb is not None:
-                    for k in ("loss", "simple", "pruned"):
+                    for k in ["loss", *losses]:
                         self.tb.add_scalar(f"train/{k}_per_frame", tot[k] / f, self.batch_idx_train)
                     self.tb.add_scalar("train/lr", self.schedule.lr(), self.batch_idx_train)
                     self.tb.add_scalar(
@@ -324,16 +339,13 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self, loader) -> float:
-        """Pruned-transducer loss per frame on the validation set (summed over ranks)."""
+        """Weighted loss per frame on the validation set (summed over ranks)."""
         self.model.eval()
         tot = torch.zeros(2)
         for batch in loader:
-            simple, pruned, frames, _ = self._compute_loss(self.model, batch, train=False)
-            s_scale, p_scale = self.cfg.simple_loss_scale, 1.0
-            finite = torch.isfinite(simple) & torch.isfinite(pruned)
-            tot += torch.tensor(
-                [float((s_scale * simple + p_scale * pruned)[finite].sum()), float(frames[finite].sum())]
-            )
+            losses, frames, _ = self._compute_loss(self.model, batch, train=False)
+            per_utt, finite = self._combine(losses, train=False)
+            tot += torch.tensor([float(per_utt.sum()), float(frames[finite].sum())])
         self.model.train()
         tot = all_reduce_sum(tot)
         return float(tot[0] / tot[1].clamp(min=1.0))
@@ -366,6 +378,7 @@ class Trainer:
             cfg.max_duration, cfg.num_buckets, cfg.num_workers, cfg.seed, cfg.world_size, self.rank
         )
         sampler = dm.train_sampler(train_cuts)
+        sorted_sampler = dm.sorted_sampler(train_cuts) if cfg.sortagrad_epochs > 0 else None
         valid_loader = dm.eval_dataloader(valid_cuts)
         num_params = sum(p.numel() for p in _unwrap(self.model).parameters())
         logging.info(f"model: {num_params / 1e6:.2f}M parameters; config {self.model_cfg.to_dict()}")
@@ -379,7 +392,8 @@ class Trainer:
                 torch.manual_seed(cfg.seed + epoch)
             self.schedule.step_epoch(epoch - 1)
             skip = self.resume_skip if epoch == self.resume_epoch else 0
-            loader = dm.train_dataloader(sampler, epoch, skip)
+            epoch_sampler = sorted_sampler if epoch <= cfg.sortagrad_epochs else sampler
+            loader = dm.train_dataloader(epoch_sampler, epoch, skip)
             self.train_one_epoch(epoch, loader, valid_loader)
             valid_loss = self.validate(valid_loader)
             if self.rank == 0:
@@ -425,5 +439,10 @@ def parse_model_overrides(pairs: Optional[List[str]]) -> Dict:
         key, _, value = pair.partition("=")
         if key not in types:
             raise ValueError(f"unknown model option {key!r}; valid: {sorted(types)}")
-        out[key] = types[key](value)
+        if types[key] is bool:
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(f"model option {key} takes true/false, got {value!r}")
+            out[key] = value.lower() in ("true", "1")
+        else:
+            out[key] = types[key](value)
     return out

@@ -3,6 +3,7 @@ import torch
 
 from allinone.nn.attention import rel_shift
 from allinone.nn.conformer import ConformerEncoder, FeedForward, make_pad_mask
+from allinone.nn.normalize import utterance_cmvn
 from allinone.nn.subsampling import Conv2dSubsampling, subsampled_lengths
 from allinone.subnet import SubnetConfig
 
@@ -50,7 +51,7 @@ def test_depth_subnet_runs_a_prefix_of_the_layers():
     x, x_lens = torch.randn(2, 40, 20), torch.tensor([40, 31])
     out, lens = enc(x, x_lens, SubnetConfig(depth=2))
     # reference: the same computation spelled out layer by layer
-    h, h_lens = enc.embed(x, x_lens)
+    h, h_lens = enc.embed(utterance_cmvn(x, x_lens), x_lens)
     mask = make_pad_mask(h_lens, h.size(1))
     pos = enc.pos_enc(h.size(1))
     for layer in enc.layers[:2]:
@@ -83,3 +84,13 @@ def test_encoder_gradients_reach_every_parameter():
     out.pow(2).sum().backward()
     missing = [n for n, p in enc.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
     assert missing == []
+
+
+def test_utterance_cmvn_ignores_padding():
+    x = torch.randn(2, 10, 3) * 5 + 7
+    lens = torch.tensor([10, 6])
+    y = utterance_cmvn(x, lens)
+    torch.testing.assert_close(y[1, :6], utterance_cmvn(x[1:2, :6], lens[1:])[0])
+    assert torch.all(y[1, 6:] == 0)
+    torch.testing.assert_close(y[0].mean(0), torch.zeros(3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(y[0].std(0, unbiased=False), torch.ones(3), atol=1e-3, rtol=0)

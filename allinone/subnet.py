@@ -113,12 +113,14 @@ class SubnetConfig:
     def from_name(cls, name: str) -> "SubnetConfig":
         """Parse a short name such as ``d8-w0.5-b4`` (see the module docstring)."""
         kwargs: Dict = {}
+        seen = set()
         for token in name.strip().split("-"):
             if not token:
                 raise SubnetError(f"empty field in subnet name {name!r}")
             key, rest = token[0], token[1:]
-            if key in kwargs or (key == "b" and "bits" in kwargs):
+            if key in seen:
                 raise SubnetError(f"field {key!r} repeated in subnet name {name!r}")
+            seen.add(key)
             try:
                 if key == "d":
                     kwargs["depth"] = None if rest == "all" else int(rest)

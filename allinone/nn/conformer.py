@@ -219,12 +219,10 @@ class ConformerEncoder(nn.Module):
         Returns:
             (encoder_out, encoder_out_lens): (N, T', d_model) and (N,).
         """
-        depth = self.num_layers if subnet.depth is None else subnet.depth
-        if depth > self.num_layers:
-            raise ValueError(f"subnet depth {depth} exceeds the encoder's {self.num_layers} layers")
+        subnet = subnet.resolved(self.num_layers)
         x, x_lens = self.embed(utterance_cmvn(x, x_lens), x_lens)
         pad_mask = make_pad_mask(x_lens, x.size(1))
         pos_emb = self.pos_enc(x.size(1), device=x.device, dtype=x.dtype)
-        for layer in self.layers[:depth]:
-            x = layer(x, pos_emb, pad_mask, subnet.ffn_ratio)
+        for i, layer in enumerate(self.layers[: subnet.depth]):
+            x = layer(x, pos_emb, pad_mask, subnet.layer_ratio(i))
         return self.output_norm(x), x_lens

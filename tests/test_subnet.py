@@ -5,7 +5,13 @@ from allinone.subnet import SubnetConfig, SubnetError, parse_subnets, preset_gri
 
 @pytest.mark.parametrize(
     "name",
-    ["d12-w1.0-b32", "d8-w0.5-b4", "d6-w0.5_0.5_1.0_1.0_0.25_1.0-b4_attn8", "d4-w1.0-b2_conv8_ffn1", "dall-w1.0-b32"],
+    [
+        "d12-w1.0-b32",
+        "d8-w0.5-b4",
+        "d6-w0.5_0.5_1.0_1.0_0.25_1.0-b4_attn8",
+        "d4-w1.0-b2_conv8_ffn1",
+        "dall-w1.0-b32",
+    ],
 )
 def test_names_round_trip(name):
     cfg = SubnetConfig.from_name(name)

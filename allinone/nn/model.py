@@ -145,6 +145,63 @@ class Transducer(nn.Module):
             losses["ctc"] = self.ctc_loss(encoder_out, encoder_out_lens, labels)
         return losses
 
+    def lattice_inputs(self, encoder_out_lens: torch.Tensor, labels: List[List[int]]):
+        """Padded symbols (N, S), k2-style boundary (N, 4) and decoder output (N, S+1, decoder_dim)."""
+        device = encoder_out_lens.device
+        blank = self.config.blank_id
+        symbols = pad_labels(labels, blank, device)
+        decoder_out = self.decoder(pad_labels([[blank] + y for y in labels], blank, device), need_pad=True)
+        boundary = torch.zeros(len(labels), 4, dtype=torch.long, device=device)
+        boundary[:, 2] = torch.tensor([len(y) for y in labels], dtype=torch.long, device=device)
+        boundary[:, 3] = encoder_out_lens
+        return symbols, boundary, decoder_out
+
+    def simple_loss_and_ranges(
+        self,
+        encoder_out: torch.Tensor,
+        decoder_out: torch.Tensor,
+        symbols: torch.Tensor,
+        boundary: torch.Tensor,
+        prune_range: int,
+        am_scale: float,
+        lm_scale: float,
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Smoothed trivial-joiner loss (N,) and the prune ranges (N, T, prune_range) it implies.
+
+        The trivial joiner is cheap over the whole (T, S) lattice; its occupation
+        probabilities tell the full joiner which few symbols per frame matter.
+        """
+        simple_loss, (px_grad, py_grad) = self._rnnt.rnnt_loss_smoothed(
+            lm=self.simple_lm_proj(decoder_out).float(),
+            am=self.simple_am_proj(encoder_out).float(),
+            symbols=symbols,
+            termination_symbol=self.config.blank_id,
+            lm_only_scale=lm_scale,
+            am_only_scale=am_scale,
+            boundary=boundary,
+            reduction="none",
+            return_grad=True,
+        )
+        ranges = self._rnnt.get_rnnt_prune_ranges(px_grad, py_grad, boundary, prune_range)
+        return simple_loss, ranges
+
+    def pruned_loss(
+        self,
+        encoder_out: torch.Tensor,
+        decoder_out: torch.Tensor,
+        symbols: torch.Tensor,
+        boundary: torch.Tensor,
+        ranges: torch.Tensor,
+    ) -> torch.Tensor:
+        """Full-joiner RNN-T loss (N,) on the pruned lattice given by ``ranges``."""
+        am_pruned, lm_pruned = self._rnnt.do_rnnt_pruning(
+            self.joiner.encoder_proj(encoder_out), self.joiner.decoder_proj(decoder_out), ranges
+        )
+        logits = self.joiner(am_pruned, lm_pruned, project_input=False)
+        return self._rnnt.rnnt_loss_pruned(
+            logits.float(), symbols, ranges, self.config.blank_id, boundary, reduction="none"
+        )
+
     def ctc_log_probs(self, encoder_out: torch.Tensor) -> torch.Tensor:
         """CTC log-posteriors (N, T, vocab) of encoder frames (N, T, d_model)."""
         if self.ctc_output is None:
@@ -188,36 +245,9 @@ class Transducer(nn.Module):
         Returns:
             (simple_loss, pruned_loss): each (N,).
         """
-        device = encoder_out.device
-        blank = self.config.blank_id
-        label_lens = torch.tensor([len(y) for y in labels], dtype=torch.long, device=device)
-        symbols = pad_labels(labels, blank, device)
-        decoder_in = pad_labels([[blank] + y for y in labels], blank, device)
-        decoder_out = self.decoder(decoder_in, need_pad=True)  # (N, S+1, decoder_dim)
-
-        boundary = torch.zeros(len(labels), 4, dtype=torch.long, device=device)
-        boundary[:, 2] = label_lens
-        boundary[:, 3] = encoder_out_lens
-
-        # The trivial joiner is cheap over the whole (T, S) lattice; its occupation
-        # probabilities tell the full joiner which few symbols per frame matter.
-        simple_loss, (px_grad, py_grad) = self._rnnt.rnnt_loss_smoothed(
-            lm=self.simple_lm_proj(decoder_out).float(),
-            am=self.simple_am_proj(encoder_out).float(),
-            symbols=symbols,
-            termination_symbol=blank,
-            lm_only_scale=lm_scale,
-            am_only_scale=am_scale,
-            boundary=boundary,
-            reduction="none",
-            return_grad=True,
+        symbols, boundary, decoder_out = self.lattice_inputs(encoder_out_lens, labels)
+        simple_loss, ranges = self.simple_loss_and_ranges(
+            encoder_out, decoder_out, symbols, boundary, prune_range, am_scale, lm_scale
         )
-        ranges = self._rnnt.get_rnnt_prune_ranges(px_grad, py_grad, boundary, prune_range)
-        am_pruned, lm_pruned = self._rnnt.do_rnnt_pruning(
-            self.joiner.encoder_proj(encoder_out), self.joiner.decoder_proj(decoder_out), ranges
-        )
-        logits = self.joiner(am_pruned, lm_pruned, project_input=False)
-        pruned_loss = self._rnnt.rnnt_loss_pruned(
-            logits.float(), symbols, ranges, blank, boundary, reduction="none"
-        )
+        pruned_loss = self.pruned_loss(encoder_out, decoder_out, symbols, boundary, ranges)
         return simple_loss, pruned_loss

@@ -7,7 +7,7 @@ from typing import Dict, List
 
 import torch
 
-from allinone.nn.model import Transducer, pad_labels
+from allinone.nn.model import Transducer
 
 
 @dataclass
@@ -43,13 +43,12 @@ def profile_steps(
         ``step``: forward + backward + optimizer step;
         ``loss_subgraph``: decoder, joiner and loss functions, forward + backward, on a
         detached encoder output;
-        ``loss_functions``: the k2-style functions alone (smoothed simple loss with
-        occupation gradients and prune ranges, then the pruned loss on fixed joiner
-        logits), forward + backward, no network layers.
+        ``simple_loss``: trivial-joiner projections, smoothed simple loss with occupation
+        gradients and prune ranges, forward + backward;
+        ``pruned_loss``: pruning, joiner on the pruned lattice and the pruned loss,
+        forward + backward.
     """
     out = StepTimes()
-    rnnt = model._rnnt
-    blank = model.config.blank_id
     for features, feature_lens, labels in batches:
         out.audio_seconds += float(feature_lens.sum()) * 0.01
 
@@ -66,36 +65,16 @@ def profile_steps(
             simple, pruned = model.transducer_loss(enc, enc_lens, labels, prune_range, am_scale, lm_scale)
             (0.5 * simple + pruned).sum().backward()
 
-        # Inputs of the loss functions, computed once and detached from the network.
+        # The two loss stages alone, on a fixed encoder output and decoder output.
+        enc = enc.detach().requires_grad_(True)
         with torch.no_grad():
-            dec = model.decoder(pad_labels([[blank] + y for y in labels], blank), need_pad=True)
-            lm = model.simple_lm_proj(dec).requires_grad_(True)
-            am = model.simple_am_proj(enc).requires_grad_(True)
-        symbols = pad_labels(labels, blank)
-        boundary = torch.zeros(len(labels), 4, dtype=torch.long)
-        boundary[:, 2] = torch.tensor([len(y) for y in labels])
-        boundary[:, 3] = enc_lens
-
-        with out.timed("loss_functions"):
-            simple, (px_grad, py_grad) = rnnt.rnnt_loss_smoothed(
-                lm=lm,
-                am=am,
-                symbols=symbols,
-                termination_symbol=blank,
-                lm_only_scale=lm_scale,
-                am_only_scale=am_scale,
-                boundary=boundary,
-                reduction="none",
-                return_grad=True,
+            symbols, boundary, dec = model.lattice_inputs(enc_lens, labels)
+        dec.requires_grad_(True)
+        with out.timed("simple_loss"):
+            simple, ranges = model.simple_loss_and_ranges(
+                enc, dec, symbols, boundary, prune_range, am_scale, lm_scale
             )
-            ranges = rnnt.get_rnnt_prune_ranges(px_grad, py_grad, boundary, prune_range)
             (0.5 * simple).sum().backward()
-
-        with torch.no_grad():
-            am_p, lm_p = rnnt.do_rnnt_pruning(
-                model.joiner.encoder_proj(enc), model.joiner.decoder_proj(dec), ranges
-            )
-            logits = model.joiner(am_p, lm_p, project_input=False).requires_grad_(True)
-        with out.timed("loss_functions"):
-            rnnt.rnnt_loss_pruned(logits, symbols, ranges, blank, boundary, reduction="none").sum().backward()
+        with out.timed("pruned_loss"):
+            model.pruned_loss(enc, dec, symbols, boundary, ranges).sum().backward()
     return out

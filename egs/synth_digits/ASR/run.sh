@@ -11,9 +11,9 @@ set -euo pipefail
 
 stage=0
 stop_stage=100
-num_epochs=6
+num_epochs=10
 exp_dir=conformer_transducer/exp
-max_duration=120
+max_duration=60
 vocab_size=64
 
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -53,8 +53,8 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
     log "stage 3: decoding with $method"
     ./conformer_transducer/decode.py \
       --epoch $num_epochs \
-      --avg 2 \
-      --use-averaged-model true \
+      --avg 1 \
+      --use-averaged-model false \
       --exp-dir $exp_dir \
       --bpe-model data/lang_bpe_${vocab_size}/bpe.model \
       --decoding-method $method \

@@ -54,7 +54,7 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
     ./conformer_transducer/decode.py \
       --epoch $num_epochs \
       --avg 1 \
-      --use-averaged-model false \
+      --use-averaged-model true \
       --exp-dir $exp_dir \
       --bpe-model data/lang_bpe_${vocab_size}/bpe.model \
       --decoding-method $method \

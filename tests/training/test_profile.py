@@ -15,4 +15,3 @@ def test_profile_times_every_part_and_counts_audio():
     assert abs(times.audio_seconds - 0.9) < 1e-9  # 90 frames of 10 ms
     assert set(times.parts) == {"step", "loss_subgraph", "simple_loss", "pruned_loss"}
     assert all(t > 0 for t in times.parts.values())
-    assert times.parts["simple_loss"] + times.parts["pruned_loss"] < times.parts["step"] * 10

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from allinone.data.validate import ManifestError, validate_manifests
+from allinone.utils.log import setup_script_logging
 
 # lhotse extracts in --num-jobs *spawned* processes, which re-import this
 # module: one torch thread per process avoids oversubscribing the cores.
@@ -77,9 +78,7 @@ def compute_split(args: argparse.Namespace, split: str, recordings, supervisions
 
 
 def main(argv=None) -> None:
-    logging.basicConfig(
-        format="%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s", level=logging.INFO
-    )
+    setup_script_logging()
     args = get_args(argv)
     args.output_dir.mkdir(parents=True, exist_ok=True)
     # Validate every pending split before extracting anything, so a broken

@@ -32,6 +32,7 @@ from allinone.data.lang import (
     write_tokens,
     write_words,
 )
+from allinone.utils.log import setup_script_logging
 
 
 def get_args(argv=None) -> argparse.Namespace:
@@ -45,9 +46,7 @@ def get_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     import sentencepiece as spm
 
-    logging.basicConfig(
-        format="%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s", level=logging.INFO
-    )
+    setup_script_logging()
     args = get_args(argv)
     model = args.lang_dir / "bpe.model"
     transcript = args.lang_dir / "transcript_words.txt"

@@ -19,6 +19,7 @@ import logging
 from pathlib import Path
 
 from allinone.data.lang import train_bpe_model
+from allinone.utils.log import setup_script_logging
 
 
 def get_args(argv=None) -> argparse.Namespace:
@@ -31,9 +32,7 @@ def get_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> None:
-    logging.basicConfig(
-        format="%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s", level=logging.INFO
-    )
+    setup_script_logging()
     args = get_args(argv)
     model = args.lang_dir / "bpe.model"
     if model.is_file():

@@ -28,3 +28,8 @@ def setup_logger(log_prefix, rank: int = 0, world_size: int = 1, level: int = lo
         handler.setFormatter(logging.Formatter(fmt))
         root.addHandler(handler)
     return path
+
+
+def setup_script_logging(level: int = logging.INFO) -> None:
+    """Console logging for the data-preparation scripts, in the training log's format."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s", level=level)

@@ -166,16 +166,18 @@ def preset_grids(num_layers: int) -> Dict[str, List[SubnetConfig]]:
     """Named grids for a model of ``num_layers`` layers.
 
     ``default``: depth {full, 2/3, 1/2} x width {1, 0.5} x bits {32, 8, 4, 2} thinned to
-    a 10-system grid that still spans each axis; ``depth``, ``width`` and ``bits``: one axis
-    each with the others at the full model; ``full``: the whole 24-system product.
+    a 10-system grid that still spans each axis and reaches past 12.8x compression (the
+    paper's lossless figure) with its two smallest systems; ``depth``, ``width`` and
+    ``bits``: one axis each with the others at the full model; ``full``: the whole
+    24-system product.
     """
     full, two_thirds, half = num_layers, max(1, round(num_layers * 2 / 3)), max(1, num_layers // 2)
     product = grid([full, two_thirds, half], [1.0, 0.5], [32, 8, 4, 2])
     names = [
         f"d{full}-w1.0-b32", f"d{full}-w1.0-b8", f"d{full}-w1.0-b4", f"d{full}-w1.0-b2",
-        f"d{full}-w0.5-b32", f"d{full}-w0.5-b4",
-        f"d{two_thirds}-w1.0-b32", f"d{two_thirds}-w0.5-b8",
-        f"d{half}-w1.0-b4", f"d{half}-w0.5-b32",
+        f"d{full}-w0.5-b4",
+        f"d{two_thirds}-w1.0-b32", f"d{two_thirds}-w0.5-b8", f"d{two_thirds}-w0.5-b2",
+        f"d{half}-w1.0-b4", f"d{half}-w0.5-b2",
     ]  # fmt: skip
     return {
         "default": [SubnetConfig.from_name(n) for n in names],

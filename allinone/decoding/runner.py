@@ -12,7 +12,7 @@ from tqdm import tqdm
 from allinone.data.tokenizer import BpeTokenizer
 from allinone.decoding.transducer_search import greedy_search_batch, modified_beam_search
 from allinone.nn.model import ModelConfig, Transducer
-from allinone.subnet import FULL, SubnetConfig
+from allinone.subnet import FULL, SubnetConfig, SubnetError, full_subnet
 from allinone.utils.checkpoint import CheckpointError, average_state_dicts, load_checkpoint
 
 DECODING_METHODS = ("greedy_search", "modified_beam_search")
@@ -46,9 +46,19 @@ def averaged_model_between(start_path: Path, end_path: Path) -> Dict[str, torch.
     return out
 
 
-def load_model_for_decoding(
+def trained_subnets(state: Dict, path: Path) -> List[SubnetConfig]:
+    """The training grid recorded in a checkpoint (largest first); the full model for old ones."""
+    num_layers = state["model_config"]["num_layers"]
+    names = state.get("subnets") or [full_subnet(num_layers).name]
+    try:
+        return [SubnetConfig.from_name(n).resolved(num_layers) for n in names]
+    except SubnetError as e:
+        raise CheckpointError(f"{path}: bad subnet list {names}: {e}") from None
+
+
+def load_for_decoding(
     exp_dir: Path, epoch: int, avg: int = 1, use_averaged_model: bool = True
-) -> Transducer:
+) -> Tuple[Transducer, List[SubnetConfig]]:
     """Build the model of ``epoch-<epoch>.pt``, averaged over ``avg`` epochs.
 
     Args:
@@ -58,6 +68,8 @@ def load_model_for_decoding(
         use_averaged_model: average the running-average weights over the steps of those
             epochs (needs ``epoch-<epoch-avg>.pt`` unless ``epoch == avg``); otherwise
             average the final weights of each epoch.
+    Returns:
+        (model in eval mode, the subnets it was trained with, largest first).
     """
     exp_dir = Path(exp_dir)
     end_path = exp_dir / f"epoch-{epoch}.pt"
@@ -76,7 +88,7 @@ def load_model_for_decoding(
     else:
         sd = average_state_dicts([exp_dir / f"epoch-{e}.pt" for e in range(epoch - avg + 1, epoch + 1)])
     model.load_state_dict(sd)
-    return model
+    return model, trained_subnets(end_state, end_path)
 
 
 @dataclass

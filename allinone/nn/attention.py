@@ -7,6 +7,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from allinone.quant.layers import QLinear
+from allinone.subnet import FLOAT_BITS
+
 
 class RelPositionalEncoding(nn.Module):
     """Sinusoidal embeddings of relative positions ``T-1, ..., 0, ..., -(T-1)``.
@@ -68,18 +71,24 @@ class RelPositionMultiheadAttention(nn.Module):
             raise ValueError(f"num_heads={num_heads} must divide d_model={d_model}")
         self.num_heads = num_heads
         self.head_dim = d_model // num_heads
-        self.in_proj = nn.Linear(d_model, 3 * d_model)
-        self.linear_pos = nn.Linear(d_model, d_model, bias=False)
-        self.out_proj = nn.Linear(d_model, d_model)
+        self.in_proj = QLinear(d_model, 3 * d_model)
+        self.linear_pos = QLinear(d_model, d_model, bias=False)
+        self.out_proj = QLinear(d_model, d_model)
         # Learned global content and position biases (u and v of Transformer-XL).
         self.pos_bias_u = nn.Parameter(torch.zeros(num_heads, self.head_dim))
         self.pos_bias_v = nn.Parameter(torch.zeros(num_heads, self.head_dim))
         self.dropout = dropout
         nn.init.xavier_uniform_(self.in_proj.weight)
         nn.init.xavier_uniform_(self.linear_pos.weight)
+        self.in_proj.reset_steps()
+        self.linear_pos.reset_steps()
 
     def forward(
-        self, x: torch.Tensor, pos_emb: torch.Tensor, key_padding_mask: Optional[torch.Tensor] = None
+        self,
+        x: torch.Tensor,
+        pos_emb: torch.Tensor,
+        key_padding_mask: Optional[torch.Tensor] = None,
+        bits: int = FLOAT_BITS,
     ) -> torch.Tensor:
         """Attend.
 
@@ -87,13 +96,14 @@ class RelPositionMultiheadAttention(nn.Module):
             x: (N, T, d_model).
             pos_emb: (1, 2T-1, d_model) from ``RelPositionalEncoding``.
             key_padding_mask: (N, T) bool, True at padded frames.
+            bits: weight bit-width of the three projections.
         Returns:
             (N, T, d_model).
         """
         n, t, d = x.shape
         h, dk = self.num_heads, self.head_dim
-        q, k, v = self.in_proj(x).view(n, t, 3, h, dk).unbind(2)  # each (N, T, H, dk)
-        p = self.linear_pos(pos_emb).view(1, -1, h, dk)
+        q, k, v = self.in_proj(x, bits).view(n, t, 3, h, dk).unbind(2)  # each (N, T, H, dk)
+        p = self.linear_pos(pos_emb, bits).view(1, -1, h, dk)
 
         k = k.transpose(1, 2)  # (N, H, T, dk)
         v = v.transpose(1, 2)
@@ -105,4 +115,4 @@ class RelPositionMultiheadAttention(nn.Module):
             scores = scores.masked_fill(key_padding_mask[:, None, None, :], float("-inf"))
         weights = F.dropout(torch.softmax(scores, dim=-1), p=self.dropout, training=self.training)
         out = torch.matmul(weights, v).transpose(1, 2).reshape(n, t, d)
-        return self.out_proj(out)
+        return self.out_proj(out, bits)

@@ -1,13 +1,18 @@
-"""Conformer encoder whose depth and FFN width are chosen per call.
+"""Conformer encoder whose depth, FFN width and weight precision are chosen per call.
 
 Layer layout (Gulati et al., 2020): half-step macaron FFN, relative-position
-self-attention, convolution module, half-step FFN, layer norm. The convolution
-module normalises with LayerNorm over channels rather than BatchNorm: BatchNorm's
-running statistics would depend on which sub-network produced them, and on CPU
-the small batches used here make them noisy anyway.
+self-attention, convolution module, half-step FFN, layer norm. Encoder linear and
+convolution weights are float masters quantized on the fly at the calling subnet's
+bit-width (``allinone.quant``).
+
+The convolution module's BatchNorm is the one component whose state depends on the
+subnet: its running statistics summarise the activations of whichever network produced
+them. It therefore keeps one set of running statistics per subnet of the training grid
+(the affine scale and shift stay shared); ``conv_norm="layernorm"`` avoids running
+statistics altogether.
 """
 
-from typing import Optional, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -16,7 +21,10 @@ import torch.nn.functional as F
 from allinone.nn.attention import RelPositionalEncoding, RelPositionMultiheadAttention
 from allinone.nn.normalize import utterance_cmvn
 from allinone.nn.subsampling import Conv2dSubsampling
-from allinone.subnet import FULL, SubnetConfig
+from allinone.quant.layers import QConv1d, QLinear
+from allinone.subnet import FLOAT_BITS, FULL, SubnetConfig, SubnetError
+
+LayerBits = Dict[str, int]  # bit-width per weight class of one layer ("ffn", "attn", "conv")
 
 
 def make_pad_mask(lengths: torch.Tensor, max_len: Optional[int] = None) -> torch.Tensor:
@@ -47,26 +55,62 @@ class FeedForward(nn.Module):
     def __init__(self, d_model: int, ffn_dim: int, dropout: float = 0.1):
         super().__init__()
         self.ffn_dim = ffn_dim
-        self.linear1 = nn.Linear(d_model, ffn_dim)
-        self.linear2 = nn.Linear(ffn_dim, d_model)
+        self.linear1 = QLinear(d_model, ffn_dim)
+        self.linear2 = QLinear(ffn_dim, d_model)
         self.dropout = nn.Dropout(dropout)
 
     def hidden_units(self, ratio: float) -> int:
         """Number of hidden units used at width ``ratio`` (at least one)."""
         return max(1, int(round(self.ffn_dim * ratio)))
 
-    def forward(self, x: torch.Tensor, ratio: float = 1.0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, ratio: float = 1.0, bits: int = FLOAT_BITS) -> torch.Tensor:
         """Apply the FFN.
 
         Args:
             x: (N, T, d_model).
             ratio: fraction of hidden units to use, in (0, 1].
+            bits: weight bit-width.
         Returns:
             (N, T, d_model).
         """
         k = self.hidden_units(ratio)
-        hidden = F.silu(F.linear(x, self.linear1.weight[:k], self.linear1.bias[:k]))
-        return F.linear(self.dropout(hidden), self.linear2.weight[:, :k], self.linear2.bias)
+        w1 = self.linear1.quantized_weight(bits, self.linear1.weight[:k])
+        w2 = self.linear2.quantized_weight(bits, self.linear2.weight[:, :k])
+        hidden = F.silu(F.linear(x, w1, self.linear1.bias[:k]))
+        return F.linear(self.dropout(hidden), w2, self.linear2.bias)
+
+
+class SubnetBatchNorm(nn.Module):
+    """BatchNorm over channels with shared affine parameters and per-subnet running statistics.
+
+    Args:
+        channels: C.
+        num_slots: number of independent running-statistics sets (one per subnet).
+        momentum, eps: as in ``nn.BatchNorm1d``.
+    """
+
+    def __init__(self, channels: int, num_slots: int = 1, momentum: float = 0.1, eps: float = 1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.register_buffer("running_mean", torch.zeros(num_slots, channels))
+        self.register_buffer("running_var", torch.ones(num_slots, channels))
+        self.momentum = momentum
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor, slot: int = 0) -> torch.Tensor:
+        """Normalise x: (N, C, T) with batch statistics (training) or slot ``slot``'s running ones."""
+        # Indexing a row gives a view, so the in-place running-stat update lands in the buffer.
+        return F.batch_norm(
+            x,
+            self.running_mean[slot],
+            self.running_var[slot],
+            self.weight,
+            self.bias,
+            self.training,
+            self.momentum,
+            self.eps,
+        )
 
 
 class ConvolutionModule(nn.Module):
@@ -78,39 +122,48 @@ class ConvolutionModule(nn.Module):
         norm: "batchnorm" (the Conformer paper's choice; statistics over batch and time
             make early training markedly faster here) or "layernorm" (per frame, no
             running statistics).
+        norm_slots: BatchNorm running-statistics sets (one per subnet of a nested model).
     """
 
-    def __init__(self, d_model: int, kernel_size: int = 31, norm: str = "batchnorm"):
+    def __init__(self, d_model: int, kernel_size: int = 31, norm: str = "batchnorm", norm_slots: int = 1):
         super().__init__()
         if kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd, got {kernel_size}")
         if norm not in ("batchnorm", "layernorm"):
             raise ValueError(f"conv-module norm must be 'batchnorm' or 'layernorm', got {norm!r}")
-        self.pointwise1 = nn.Conv1d(d_model, 2 * d_model, 1)
-        self.depthwise = nn.Conv1d(d_model, d_model, kernel_size, padding=kernel_size // 2, groups=d_model)
+        self.pointwise1 = QConv1d(d_model, 2 * d_model, 1)
+        self.depthwise = QConv1d(d_model, d_model, kernel_size, padding=kernel_size // 2, groups=d_model)
         self.norm_type = norm
-        self.norm = nn.BatchNorm1d(d_model) if norm == "batchnorm" else nn.LayerNorm(d_model)
-        self.pointwise2 = nn.Conv1d(d_model, d_model, 1)
+        self.norm = SubnetBatchNorm(d_model, norm_slots) if norm == "batchnorm" else nn.LayerNorm(d_model)
+        self.pointwise2 = QConv1d(d_model, d_model, 1)
 
-    def forward(self, x: torch.Tensor, pad_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        pad_mask: Optional[torch.Tensor] = None,
+        bits: int = FLOAT_BITS,
+        norm_slot: int = 0,
+    ) -> torch.Tensor:
         """Apply the module.
 
         Args:
             x: (N, T, d_model).
             pad_mask: (N, T) bool, True at padding; padded frames are zeroed before the
                 depthwise conv so they cannot leak into valid frames.
+            bits: weight bit-width of the three convolutions.
+            norm_slot: which BatchNorm running statistics to use and update.
         Returns:
             (N, T, d_model).
         """
-        y = F.glu(self.pointwise1(x.transpose(1, 2)), dim=1)  # (N, C, T)
+        y = F.glu(self.pointwise1(x.transpose(1, 2), bits), dim=1)  # (N, C, T)
         if pad_mask is not None:
             y = y.masked_fill(pad_mask[:, None, :], 0.0)
-        y = self.depthwise(y)
+        y = self.depthwise(y, bits)
         if self.norm_type == "batchnorm":
-            y = F.silu(self.norm(y))
+            y = F.silu(self.norm(y, norm_slot))
         else:
             y = F.silu(self.norm(y.transpose(1, 2))).transpose(1, 2)
-        return self.pointwise2(y).transpose(1, 2)
+        return self.pointwise2(y, bits).transpose(1, 2)
 
 
 class ConformerLayer(nn.Module):
@@ -132,11 +185,12 @@ class ConformerLayer(nn.Module):
         kernel_size: int,
         dropout: float = 0.1,
         conv_norm: str = "batchnorm",
+        norm_slots: int = 1,
     ):
         super().__init__()
         self.ff_macaron = FeedForward(d_model, ffn_dim, dropout)
         self.self_attn = RelPositionMultiheadAttention(d_model, num_heads, dropout=0.0)
-        self.conv = ConvolutionModule(d_model, kernel_size, conv_norm)
+        self.conv = ConvolutionModule(d_model, kernel_size, conv_norm, norm_slots)
         self.ff = FeedForward(d_model, ffn_dim, dropout)
         self.norm_ff_macaron = nn.LayerNorm(d_model)
         self.norm_mha = nn.LayerNorm(d_model)
@@ -151,6 +205,8 @@ class ConformerLayer(nn.Module):
         pos_emb: torch.Tensor,
         pad_mask: Optional[torch.Tensor] = None,
         ffn_ratio: float = 1.0,
+        bits: Optional[LayerBits] = None,
+        norm_slot: int = 0,
     ) -> torch.Tensor:
         """Apply the block.
 
@@ -159,13 +215,17 @@ class ConformerLayer(nn.Module):
             pos_emb: (1, 2T-1, d_model).
             pad_mask: (N, T) bool, True at padding.
             ffn_ratio: FFN width fraction used by both macaron FFNs.
+            bits: bit-width per weight class ("ffn", "attn", "conv"); missing = float.
+            norm_slot: the convolution module's BatchNorm statistics set.
         Returns:
             (N, T, d_model).
         """
-        x = x + 0.5 * self.dropout(self.ff_macaron(self.norm_ff_macaron(x), ffn_ratio))
-        x = x + self.dropout(self.self_attn(self.norm_mha(x), pos_emb, pad_mask))
-        x = x + self.dropout(self.conv(self.norm_conv(x), pad_mask))
-        x = x + 0.5 * self.dropout(self.ff(self.norm_ff(x), ffn_ratio))
+        bits = bits or {}
+        b_ffn, b_attn, b_conv = (bits.get(c, FLOAT_BITS) for c in ("ffn", "attn", "conv"))
+        x = x + 0.5 * self.dropout(self.ff_macaron(self.norm_ff_macaron(x), ffn_ratio, b_ffn))
+        x = x + self.dropout(self.self_attn(self.norm_mha(x), pos_emb, pad_mask, b_attn))
+        x = x + self.dropout(self.conv(self.norm_conv(x), pad_mask, b_conv, norm_slot))
+        x = x + 0.5 * self.dropout(self.ff(self.norm_ff(x), ffn_ratio, b_ffn))
         return self.norm_final(x)
 
 
@@ -182,6 +242,8 @@ class ConformerEncoder(nn.Module):
         dropout: dropout rate.
         subsampling_channels: channels of the two subsampling convolutions.
         conv_norm: normalisation of the convolution modules ("batchnorm" or "layernorm").
+        norm_subnets: names of the subnets that keep their own BatchNorm running
+            statistics (the training grid); empty = one shared set, for single-system models.
     """
 
     def __init__(
@@ -195,17 +257,33 @@ class ConformerEncoder(nn.Module):
         dropout: float = 0.1,
         subsampling_channels=(8, 32),
         conv_norm: str = "batchnorm",
+        norm_subnets: Sequence[str] = (),
     ):
         super().__init__()
         self.d_model = d_model
         self.num_layers = num_layers
+        self.conv_norm = conv_norm
+        self.norm_slots = {name: i for i, name in enumerate(norm_subnets)}
         self.embed = Conv2dSubsampling(num_features, d_model, subsampling_channels, dropout)
         self.pos_enc = RelPositionalEncoding(d_model, dropout)
         self.layers = nn.ModuleList(
-            ConformerLayer(d_model, num_heads, ffn_dim, kernel_size, dropout, conv_norm)
+            ConformerLayer(
+                d_model, num_heads, ffn_dim, kernel_size, dropout, conv_norm, max(1, len(norm_subnets))
+            )
             for _ in range(num_layers)
         )
         self.output_norm = nn.LayerNorm(d_model)
+
+    def norm_slot(self, subnet: SubnetConfig) -> int:
+        """BatchNorm statistics set of a resolved ``subnet`` (0 when the model keeps one set)."""
+        if not self.norm_slots or self.conv_norm != "batchnorm":
+            return 0
+        if subnet.name not in self.norm_slots:
+            raise SubnetError(
+                f"subnet {subnet.name} has no BatchNorm statistics in this model; it was trained "
+                f"with: {', '.join(self.norm_slots)}"
+            )
+        return self.norm_slots[subnet.name]
 
     def forward(
         self, x: torch.Tensor, x_lens: torch.Tensor, subnet: SubnetConfig = FULL
@@ -215,14 +293,16 @@ class ConformerEncoder(nn.Module):
         Args:
             x: (N, T, num_features) features.
             x_lens: (N,) valid frame counts.
-            subnet: which layers (1..depth) and FFN width to run.
+            subnet: which layers (1..depth), FFN width and weight bit-widths to run.
         Returns:
             (encoder_out, encoder_out_lens): (N, T', d_model) and (N,).
         """
         subnet = subnet.resolved(self.num_layers)
-        x, x_lens = self.embed(utterance_cmvn(x, x_lens), x_lens)
+        slot = self.norm_slot(subnet)
+        bits = {c: subnet.bits_for(c) for c in ("ffn", "attn", "conv")}
+        x, x_lens = self.embed(utterance_cmvn(x, x_lens), x_lens, subnet.bits_for("subsampling"))
         pad_mask = make_pad_mask(x_lens, x.size(1))
         pos_emb = self.pos_enc(x.size(1), device=x.device, dtype=x.dtype)
         for i, layer in enumerate(self.layers[: subnet.depth]):
-            x = layer(x, pos_emb, pad_mask, subnet.layer_ratio(i))
+            x = layer(x, pos_emb, pad_mask, subnet.layer_ratio(i), bits, slot)
         return self.output_norm(x), x_lens

@@ -1,13 +1,14 @@
 """Conformer transducer: encoder, stateless decoder, joiner and the pruned RNN-T loss."""
 
 from dataclasses import asdict, dataclass
-from typing import Dict, List, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from allinone.losses import get_rnnt_backend
+from allinone.losses.distill import masked_kl
 from allinone.nn.conformer import ConformerEncoder
 from allinone.nn.decoder import StatelessDecoder
 from allinone.nn.joiner import Joiner
@@ -33,10 +34,13 @@ class ModelConfig:
     conv_norm: str = "batchnorm"
     use_transducer: bool = True
     use_ctc: bool = False
+    # Subnets of the training grid; each keeps its own conv-module BatchNorm statistics.
+    norm_subnets: Tuple[str, ...] = ()
 
     def __post_init__(self):
         if not (self.use_transducer or self.use_ctc):
             raise ValueError("the model needs a transducer head, a CTC head or both")
+        self.norm_subnets = tuple(self.norm_subnets)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -44,6 +48,22 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
         return cls(**d)
+
+
+class DistillTargets(NamedTuple):
+    """Detached output distributions of a teacher subnet, for KL distillation.
+
+    Fields:
+        lens: (N,) encoder frames.
+        ranges: (N, T, R) pruning ranges of the transducer lattice (None without a transducer).
+        joiner_log_probs: (N, T, R, V) joiner outputs on those ranges.
+        ctc_log_probs: (N, T, V) (None without a CTC head).
+    """
+
+    lens: torch.Tensor
+    ranges: Optional[torch.Tensor]
+    joiner_log_probs: Optional[torch.Tensor]
+    ctc_log_probs: Optional[torch.Tensor]
 
 
 def pad_labels(labels: List[List[int]], pad_value: int, device=None) -> torch.Tensor:
@@ -82,6 +102,7 @@ class Transducer(nn.Module):
             kernel_size=config.kernel_size,
             dropout=config.dropout,
             conv_norm=config.conv_norm,
+            norm_subnets=config.norm_subnets,
         )
         self.decoder = StatelessDecoder(
             config.vocab_size, config.decoder_dim, config.blank_id, config.context_size
@@ -120,7 +141,9 @@ class Transducer(nn.Module):
         am_scale: float = 0.0,
         lm_scale: float = 0.25,
         subnet: SubnetConfig = FULL,
-    ) -> Dict[str, torch.Tensor]:
+        teacher: Optional[DistillTargets] = None,
+        return_targets: bool = False,
+    ):
         """Per-utterance losses of every head the model has.
 
         Args:
@@ -131,19 +154,48 @@ class Transducer(nn.Module):
             am_scale, lm_scale: weights of the am-only / lm-only smoothing terms of the
                 simple loss.
             subnet: encoder slice to train.
+            teacher: distribution targets of a teacher subnet; adds the KL terms.
+            return_targets: also return this subnet's detached ``DistillTargets``.
         Returns:
             dict with "simple" and "pruned" (transducer head) and/or "ctc" (CTC head),
-            each (N,), summed over each utterance's frames.
+            each (N,), summed over each utterance's frames; with ``teacher``, also "kl"
+            (transducer joiner outputs on the teacher's pruned lattice) and/or "kl_ctc".
+            With ``return_targets``, the pair (losses, targets).
         """
         encoder_out, encoder_out_lens = self.encode(features, feature_lens, subnet)
         losses: Dict[str, torch.Tensor] = {}
+        ranges = joiner_log_probs = ctc_log_probs = None
         if self.config.use_transducer:
-            losses["simple"], losses["pruned"] = self.transducer_loss(
-                encoder_out, encoder_out_lens, labels, prune_range, am_scale, lm_scale
+            symbols, boundary, decoder_out = self.lattice_inputs(encoder_out_lens, labels)
+            losses["simple"], ranges = self.simple_loss_and_ranges(
+                encoder_out, decoder_out, symbols, boundary, prune_range, am_scale, lm_scale
             )
+            logits = self.pruned_logits(encoder_out, decoder_out, ranges)
+            losses["pruned"] = self._rnnt.rnnt_loss_pruned(
+                logits.float(), symbols, ranges, self.config.blank_id, boundary, reduction="none"
+            )
+            if teacher is not None:
+                on_teacher = self.pruned_logits(encoder_out, decoder_out, teacher.ranges)
+                losses["kl"] = masked_kl(
+                    teacher.joiner_log_probs, on_teacher.float().log_softmax(-1), encoder_out_lens
+                )
+            if return_targets:
+                joiner_log_probs = logits.detach().float().log_softmax(-1)
+                ranges = ranges.detach()
         if self.config.use_ctc:
-            losses["ctc"] = self.ctc_loss(encoder_out, encoder_out_lens, labels)
-        return losses
+            ctc_log_probs = self.ctc_log_probs(encoder_out)
+            losses["ctc"] = self._ctc_loss_from_log_probs(ctc_log_probs, encoder_out_lens, labels)
+            if teacher is not None:
+                losses["kl_ctc"] = masked_kl(teacher.ctc_log_probs, ctc_log_probs, encoder_out_lens)
+        if not return_targets:
+            return losses
+        targets = DistillTargets(
+            encoder_out_lens.detach(),
+            ranges if self.config.use_transducer else None,
+            joiner_log_probs,
+            ctc_log_probs.detach() if ctc_log_probs is not None else None,
+        )
+        return losses, targets
 
     def lattice_inputs(self, encoder_out_lens: torch.Tensor, labels: List[List[int]]):
         """Padded symbols (N, S), k2-style boundary (N, 4) and decoder output (N, S+1, decoder_dim)."""
@@ -185,6 +237,15 @@ class Transducer(nn.Module):
         ranges = self._rnnt.get_rnnt_prune_ranges(px_grad, py_grad, boundary, prune_range)
         return simple_loss, ranges
 
+    def pruned_logits(
+        self, encoder_out: torch.Tensor, decoder_out: torch.Tensor, ranges: torch.Tensor
+    ) -> torch.Tensor:
+        """Joiner logits (N, T, R, vocab) on the pruned lattice of ``ranges`` (N, T, R)."""
+        am_pruned, lm_pruned = self._rnnt.do_rnnt_pruning(
+            self.joiner.encoder_proj(encoder_out), self.joiner.decoder_proj(decoder_out), ranges
+        )
+        return self.joiner(am_pruned, lm_pruned, project_input=False)
+
     def pruned_loss(
         self,
         encoder_out: torch.Tensor,
@@ -194,10 +255,7 @@ class Transducer(nn.Module):
         ranges: torch.Tensor,
     ) -> torch.Tensor:
         """Full-joiner RNN-T loss (N,) on the pruned lattice given by ``ranges``."""
-        am_pruned, lm_pruned = self._rnnt.do_rnnt_pruning(
-            self.joiner.encoder_proj(encoder_out), self.joiner.decoder_proj(decoder_out), ranges
-        )
-        logits = self.joiner(am_pruned, lm_pruned, project_input=False)
+        logits = self.pruned_logits(encoder_out, decoder_out, ranges)
         return self._rnnt.rnnt_loss_pruned(
             logits.float(), symbols, ranges, self.config.blank_id, boundary, reduction="none"
         )
@@ -212,9 +270,14 @@ class Transducer(nn.Module):
         self, encoder_out: torch.Tensor, encoder_out_lens: torch.Tensor, labels: List[List[int]]
     ) -> torch.Tensor:
         """Per-utterance CTC loss (N,) with the transducer's blank as the CTC blank."""
-        log_probs = self.ctc_log_probs(encoder_out)
-        targets = torch.tensor([t for y in labels for t in y], dtype=torch.long, device=encoder_out.device)
-        target_lens = torch.tensor([len(y) for y in labels], dtype=torch.long, device=encoder_out.device)
+        return self._ctc_loss_from_log_probs(self.ctc_log_probs(encoder_out), encoder_out_lens, labels)
+
+    def _ctc_loss_from_log_probs(
+        self, log_probs: torch.Tensor, encoder_out_lens: torch.Tensor, labels: List[List[int]]
+    ) -> torch.Tensor:
+        device = log_probs.device
+        targets = torch.tensor([t for y in labels for t in y], dtype=torch.long, device=device)
+        target_lens = torch.tensor([len(y) for y in labels], dtype=torch.long, device=device)
         # Infinite losses (too few frames for the labels) are kept so the trainer can
         # report and drop those utterances instead of silently zeroing them.
         return F.ctc_loss(

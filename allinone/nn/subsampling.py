@@ -2,6 +2,10 @@
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
+
+from allinone.quant.layers import QConv2d, QLinear
+from allinone.subnet import FLOAT_BITS
 
 
 def subsampled_lengths(x_lens: torch.Tensor) -> torch.Tensor:
@@ -31,26 +35,24 @@ class Conv2dSubsampling(nn.Module):
     def __init__(self, num_features: int, d_model: int, channels=(8, 32), dropout: float = 0.1):
         super().__init__()
         c1, c2 = channels
-        self.conv = nn.Sequential(
-            nn.Conv2d(1, c1, kernel_size=3, stride=2),
-            nn.SiLU(),
-            nn.Conv2d(c1, c2, kernel_size=3, stride=2),
-            nn.SiLU(),
-        )
+        self.conv1 = QConv2d(1, c1, kernel_size=3, stride=2)
+        self.conv2 = QConv2d(c1, c2, kernel_size=3, stride=2)
         freq_out = ((num_features - 1) // 2 - 1) // 2
-        self.out = nn.Linear(c2 * freq_out, d_model)
+        self.out = QLinear(c2 * freq_out, d_model)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, x_lens: torch.Tensor):
+    def forward(self, x: torch.Tensor, x_lens: torch.Tensor, bits: int = FLOAT_BITS):
         """Subsample.
 
         Args:
             x: (N, T, num_features) features.
             x_lens: (N,) valid frame counts.
+            bits: weight bit-width of the convolutions and the projection.
         Returns:
             (y, y_lens): (N, T', d_model) and (N,), with T' = ((T - 1) // 2 - 1) // 2.
         """
-        y = self.conv(x.unsqueeze(1))  # (N, C, T', F')
+        y = F.silu(self.conv1(x.unsqueeze(1), bits))
+        y = F.silu(self.conv2(y, bits))  # (N, C, T', F')
         n, c, t, f = y.shape
-        y = self.out(y.permute(0, 2, 1, 3).reshape(n, t, c * f))
+        y = self.out(y.permute(0, 2, 1, 3).reshape(n, t, c * f), bits)
         return self.dropout(y), subsampled_lengths(x_lens)

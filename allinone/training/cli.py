@@ -40,6 +40,15 @@ def add_train_arguments(parser: argparse.ArgumentParser, defaults: Dict) -> None
         "use_transducer": "train the pruned transducer head",
         "ctc_loss_scale": "weight of the CTC loss",
         "loss_backend": "'torch' (pure PyTorch pruned RNN-T) or 'k2' (needs import k2)",
+        "subnets": "nested training grid: a preset name (default, depth, width, bits, full) or "
+        "comma-separated subnet names such as d6-w1.0-b32,d4-w0.5-b4; empty: the full float model",
+        "subnet_policy": "subnets run per step: all, sandwich (largest + smallest + k random), "
+        "or auto (all up to 6 subnets, else sandwich)",
+        "sandwich_k": "random middle subnets per step under the sandwich rule",
+        "subnet_loss_weights": "per-subnet loss weights as NAME=W,NAME=W (others 1.0)",
+        "distill": "add KL from the detached largest subnet to every other subnet",
+        "distill_scale": "weight of a student's KL term",
+        "student_label_scale": "weight of a student's label losses when distilling",
     }
     for name, value in base.to_dict().items():
         if name == "model":

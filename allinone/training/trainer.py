@@ -8,8 +8,10 @@ would have seen next and ends with the same weights.
 """
 
 import copy
+import json
 import logging
 import math
+import resource
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,7 +32,16 @@ from allinone.data.datamodule import (
 from allinone.data.tokenizer import BpeTokenizer
 from allinone.nn.model import ModelConfig, Transducer
 from allinone.nn.subsampling import subsampled_lengths
+from allinone.quant.accounting import subnet_footprint
+from allinone.subnet import full_subnet, parse_subnets
 from allinone.training.averaging import update_running_average
+from allinone.training.nested import (
+    NestedLoss,
+    NestedPlan,
+    combine_subnet_losses,
+    order_by_size,
+    parse_loss_weights,
+)
 from allinone.training.schedule import WarmupDecaySchedule, transducer_loss_scales
 from allinone.utils.checkpoint import get_rng_state, load_checkpoint, save_checkpoint_atomic, set_rng_state
 from allinone.utils.dist import all_reduce_sum, cleanup_dist, setup_dist
@@ -79,6 +90,13 @@ class TrainConfig:
     max_consecutive_bad_batches: int = 20
     loss_backend: str = "torch"
     tensorboard: bool = True
+    subnets: str = ""
+    subnet_policy: str = "auto"
+    sandwich_k: int = 2
+    subnet_loss_weights: str = ""
+    distill: bool = False
+    distill_scale: float = 1.0
+    student_label_scale: float = 0.5
     model: Dict = field(default_factory=dict)
 
     def to_dict(self) -> Dict:
@@ -120,14 +138,34 @@ class Trainer:
         self.rank = rank
         self.exp_dir = Path(cfg.exp_dir)
         self.tokenizer = BpeTokenizer(cfg.bpe_model)
+        num_layers = cfg.model.get("num_layers", ModelConfig(vocab_size=1).num_layers)
+        # Checked before anything is built: an impossible grid fails here, not mid-training.
+        subnets = parse_subnets(cfg.subnets or full_subnet(num_layers).name, num_layers)
         model_cfg = ModelConfig(
             use_transducer=cfg.use_transducer,
             use_ctc=cfg.use_ctc,
-            **{**cfg.model, "vocab_size": self.tokenizer.vocab_size, "blank_id": self.tokenizer.blank_id},
+            **{
+                **cfg.model,
+                "vocab_size": self.tokenizer.vocab_size,
+                "blank_id": self.tokenizer.blank_id,
+                "norm_subnets": tuple(s.name for s in subnets) if len(subnets) > 1 else (),
+            },
         )
         torch.manual_seed(cfg.seed)
         self.model_cfg = model_cfg
         self.model = build_model(model_cfg, cfg.loss_backend)
+        sizes = {s.name: subnet_footprint(self.model, s).stored_bits for s in subnets}
+        self.plan = NestedPlan(
+            subnets=tuple(order_by_size(subnets, lambda s: sizes[s.name])),
+            policy=cfg.subnet_policy,
+            sandwich_k=cfg.sandwich_k,
+            loss_weights=parse_loss_weights(cfg.subnet_loss_weights),
+            distill=cfg.distill,
+            distill_scale=cfg.distill_scale,
+            student_label_scale=cfg.student_label_scale,
+        )
+        self.train_module: nn.Module = NestedLoss(self.model)
+        self.train_seconds = 0.0
         self.model_avg = copy.deepcopy(self.model) if rank == 0 else None
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=cfg.base_lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay
@@ -159,6 +197,8 @@ class Trainer:
             "rng": get_rng_state(),
             "batch_idx_train": self.batch_idx_train,
             "best_valid_loss": self.best_valid_loss,
+            "train_seconds": self.train_seconds,
+            "subnets": [s.name for s in self.plan.subnets],
             "model_config": self.model_cfg.to_dict(),
             "train_config": self.cfg.to_dict(),
         }
@@ -203,6 +243,7 @@ class Trainer:
         self.schedule.load_state_dict(state["schedule"])
         self.batch_idx_train = state["batch_idx_train"]
         self.best_valid_loss = state["best_valid_loss"]
+        self.train_seconds = state.get("train_seconds", 0.0)
         self.resume_epoch = sampler["epoch"]
         self.resume_skip = sampler["batches_done"]
         if cfg.start_batch > 0 and cfg.start_epoch not in (1, self.resume_epoch):
@@ -218,20 +259,28 @@ class Trainer:
         )
 
     # ----------------------------------------------------------------- steps
-    def _compute_loss(self, model: nn.Module, batch: Dict, train: bool):
+    def _compute_loss(self, module: nn.Module, batch: Dict, train: bool):
+        """Per-subnet losses ({name: {loss: (N,)}}), encoder frames (N,) and the batch inputs.
+
+        Training runs the subnets the plan selects for this step (teacher first); validation
+        runs the whole grid without distillation.
+        """
         features, feature_lens, labels, cut_ids = batch_inputs(batch, self.tokenizer)
         if train and self.cfg.spec_augment:
             features = spec_augment(features, feature_lens, SpecAugmentConfig())
-        losses = model(
+        subnets = self.plan.select(self.batch_idx_train, self.cfg.seed) if train else self.plan.subnets
+        per_subnet = module(
             features,
             feature_lens,
             labels,
+            subnets=subnets,
+            distill=train and self.plan.distill,
             prune_range=self.cfg.prune_range,
             am_scale=self.cfg.am_scale,
             lm_scale=self.cfg.lm_scale,
         )
         frames = subsampled_lengths(feature_lens)
-        return losses, frames, (features, feature_lens, labels, cut_ids)
+        return per_subnet, frames, (features, feature_lens, labels, cut_ids)
 
     def _loss_weights(self, train: bool) -> Dict[str, float]:
         """Weight of each head's loss at the current step (validation: after warm-up)."""
@@ -239,12 +288,30 @@ class Trainer:
         s_scale, p_scale = transducer_loss_scales(step, self.cfg.warm_step, self.cfg.simple_loss_scale)
         return {"simple": s_scale, "pruned": p_scale, "ctc": self.cfg.ctc_loss_scale}
 
-    def _combine(self, losses: Dict[str, torch.Tensor], train: bool):
+    def _combine(self, per_subnet: Dict[str, Dict[str, torch.Tensor]], train: bool):
         """Weighted per-utterance total (N,) with non-finite utterances zeroed, and the finite mask."""
-        finite = torch.stack([torch.isfinite(v.detach()) for v in losses.values()]).all(0)
-        weights = self._loss_weights(train)
-        total = sum(weights[k] * v for k, v in losses.items())
+        finite = torch.stack(
+            [torch.isfinite(v.detach()) for losses in per_subnet.values() for v in losses.values()]
+        ).all(0)
+        total = combine_subnet_losses(
+            per_subnet, self._loss_weights(train), self.plan, self.plan.teacher.name
+        )
         return torch.where(finite, total, torch.zeros_like(total)), finite
+
+    def _loss_breakdown(self, per_subnet: Dict[str, Dict[str, torch.Tensor]], finite: torch.Tensor):
+        """Summed losses to log: per head for one subnet; per subnet (weighted label loss, KL) for a grid."""
+        if len(self.plan.subnets) == 1:
+            (losses,) = per_subnet.values()
+            return {k: float(v.detach()[finite].sum()) for k, v in losses.items()}
+        head_weights = self._loss_weights(train=True)
+        out = {}
+        for name, losses in per_subnet.items():
+            label = sum(head_weights[k] * v.detach() for k, v in losses.items() if not k.startswith("kl"))
+            out[name] = float(label[finite].sum())
+            kl = [v.detach() for k, v in losses.items() if k.startswith("kl")]
+            if kl:
+                out[name + "/kl"] = float(sum(kl)[finite].sum())
+        return out
 
     def _handle_bad(self, finite: torch.Tensor, inputs, epoch: int) -> None:
         features, feature_lens, labels, cut_ids = inputs
@@ -284,8 +351,8 @@ class Trainer:
                 break
             self.batch_idx_train += 1
             self.schedule.step_batch(self.batch_idx_train)
-            losses, frames, inputs = self._compute_loss(model, batch, train=True)
-            per_utt, finite = self._combine(losses, train=True)
+            per_subnet, frames, inputs = self._compute_loss(self.train_module, batch, train=True)
+            per_utt, finite = self._combine(per_subnet, train=True)
             if not bool(finite.all()):
                 self._handle_bad(finite, inputs, epoch)
             else:
@@ -305,22 +372,31 @@ class Trainer:
                 )
 
             tot["loss"] += float(per_utt.detach().sum())
-            for k, v in losses.items():
-                tot[k] = tot.get(k, 0.0) + float(v.detach()[finite].sum())
+            n_frames = float(frames[finite].sum())
+            for key, value in self._loss_breakdown(per_subnet, finite).items():
+                # Per key, so a sandwich-sampled subnet is averaged over the steps that ran it.
+                tot[key] = tot.get(key, 0.0) + value
+                tot[key + "#frames"] = tot.get(key + "#frames", 0.0) + n_frames
             tot["frames"] += float(frames[finite].sum())
             tot["audio"] += float(inputs[1].sum()) * 0.01
             if self.rank == 0 and self.batch_idx_train % cfg.log_interval == 0:
                 elapsed = time.time() - t0
                 f = max(tot["frames"], 1.0)
-                parts = ", ".join(f"{k} {tot[k] / f:.4f}" for k in losses)
+                keys = [k for k in tot if k + "#frames" in tot]
+                parts = ", ".join(f"{k} {tot[k] / max(tot[k + '#frames'], 1.0):.4f}" for k in keys)
                 logging.info(
                     f"epoch {epoch}, batch {batch_idx}, global {self.batch_idx_train}: "
                     f"loss/frame {tot['loss'] / f:.4f} ({parts}), lr {self.schedule.lr():.2e}, "
                     f"{tot['audio'] / elapsed:.1f} s audio/s"
                 )
                 if self.tb is not None:
-                    for k in ["loss", *losses]:
-                        self.tb.add_scalar(f"train/{k}_per_frame", tot[k] / f, self.batch_idx_train)
+                    self.tb.add_scalar("train/loss_per_frame", tot["loss"] / f, self.batch_idx_train)
+                    for k in keys:
+                        self.tb.add_scalar(
+                            f"train/{k}_per_frame",
+                            tot[k] / max(tot[k + "#frames"], 1.0),
+                            self.batch_idx_train,
+                        )
                     self.tb.add_scalar("train/lr", self.schedule.lr(), self.batch_idx_train)
                     self.tb.add_scalar(
                         "train/audio_sec_per_sec", tot["audio"] / elapsed, self.batch_idx_train
@@ -330,6 +406,7 @@ class Trainer:
                 if self.rank == 0:
                     self._prune_batch_checkpoints()
         elapsed = time.time() - t0
+        self.train_seconds += elapsed
         if self.rank == 0:
             f = max(tot["frames"], 1.0)
             logging.info(
@@ -338,17 +415,22 @@ class Trainer:
             )
 
     @torch.no_grad()
-    def validate(self, loader) -> float:
-        """Weighted loss per frame on the validation set (summed over ranks)."""
+    def validate(self, loader) -> Dict[str, float]:
+        """Weighted loss per frame of each subnet on the validation set (summed over ranks)."""
         self.model.eval()
-        tot = torch.zeros(2)
+        names = [s.name for s in self.plan.subnets]
+        tot = torch.zeros(len(names) + 1)
+        head_weights = self._loss_weights(train=False)
         for batch in loader:
-            losses, frames, _ = self._compute_loss(self.model, batch, train=False)
-            per_utt, finite = self._combine(losses, train=False)
-            tot += torch.tensor([float(per_utt.sum()), float(frames[finite].sum())])
+            per_subnet, frames, _ = self._compute_loss(_unwrap(self.train_module), batch, train=False)
+            _, finite = self._combine(per_subnet, train=False)
+            for i, name in enumerate(names):
+                per_utt = sum(head_weights[k] * v for k, v in per_subnet[name].items())
+                tot[i] += float(per_utt[finite].sum())
+            tot[-1] += float(frames[finite].sum())
         self.model.train()
         tot = all_reduce_sum(tot)
-        return float(tot[0] / tot[1].clamp(min=1.0))
+        return {name: float(tot[i] / tot[-1].clamp(min=1.0)) for i, name in enumerate(names)}
 
     # ----------------------------------------------------------------- driver
     def run(self) -> None:
@@ -356,7 +438,9 @@ class Trainer:
         self._rng_to_restore = None
         self.resume()
         if cfg.world_size > 1:
-            self.model = DDP(self.model)
+            # Quantizer steps of bit-widths a step does not run (and sandwich-skipped
+            # subnets' steps) get no gradient, so DDP must look for unused parameters.
+            self.train_module = DDP(self.train_module, find_unused_parameters=True)
         if self.rank == 0 and cfg.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -382,6 +466,10 @@ class Trainer:
         valid_loader = dm.eval_dataloader(valid_cuts)
         num_params = sum(p.numel() for p in _unwrap(self.model).parameters())
         logging.info(f"model: {num_params / 1e6:.2f}M parameters; config {self.model_cfg.to_dict()}")
+        logging.info(
+            f"subnets (largest first): {[s.name for s in self.plan.subnets]}; policy "
+            f"{self.plan.effective_policy()}, distill {self.plan.distill}"
+        )
 
         mid_epoch_resume = self._rng_to_restore is not None and self.resume_skip > 0
         if self._rng_to_restore is not None:
@@ -395,11 +483,20 @@ class Trainer:
             epoch_sampler = sorted_sampler if epoch <= cfg.sortagrad_epochs else sampler
             loader = dm.train_dataloader(epoch_sampler, epoch, skip)
             self.train_one_epoch(epoch, loader, valid_loader)
-            valid_loss = self.validate(valid_loader)
+            valid_losses = self.validate(valid_loader)
+            valid_loss = sum(valid_losses.values()) / len(valid_losses)
             if self.rank == 0:
-                logging.info(f"epoch {epoch}: validation loss/frame {valid_loss:.4f}")
+                per = (
+                    ""
+                    if len(valid_losses) == 1
+                    else " (" + ", ".join(f"{k} {v:.4f}" for k, v in valid_losses.items()) + ")"
+                )
+                logging.info(f"epoch {epoch}: validation loss/frame {valid_loss:.4f}{per}")
                 if self.tb is not None:
                     self.tb.add_scalar("valid/loss_per_frame", valid_loss, self.batch_idx_train)
+                    for k, v in valid_losses.items():
+                        if len(valid_losses) > 1:
+                            self.tb.add_scalar(f"valid/{k}/loss_per_frame", v, self.batch_idx_train)
             improved = valid_loss < self.best_valid_loss
             self.best_valid_loss = min(self.best_valid_loss, valid_loss)
             self._save(f"epoch-{epoch}.pt", epoch + 1, 0)
@@ -407,7 +504,25 @@ class Trainer:
                 self._save("best-valid-loss.pt", epoch + 1, 0)
         if self.tb is not None:
             self.tb.close()
+        if self.rank == 0:
+            self._write_summary()
         logging.info("done")
+
+    def _write_summary(self) -> None:
+        """``train-summary.json``: cumulative training wall time (over resumes) and peak memory."""
+        peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+        summary = {
+            "train_seconds": round(self.train_seconds, 1),
+            "peak_rss_mb_this_process": round(peak_rss_mb, 1),
+            "batches": self.batch_idx_train,
+            "subnets": [s.name for s in self.plan.subnets],
+            "policy": self.plan.effective_policy(),
+            "distill": self.plan.distill,
+            "world_size": self.cfg.world_size,
+            "threads": torch.get_num_threads(),
+        }
+        (self.exp_dir / "train-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        logging.info(f"train-summary.json: {summary}")
 
 
 def run_rank(rank: int, cfg: TrainConfig) -> None:

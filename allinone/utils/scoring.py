@@ -7,6 +7,7 @@ per-word statistics) is derived from the same alignment so the numbers in one
 A result is a ``(cut_id, ref_words, hyp_words)`` triple.
 """
 
+import ast
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -123,6 +124,27 @@ def write_recogs(path: PathLike, results: Sequence[Result]) -> None:
         for cut_id, ref, hyp in sorted(results, key=lambda r: r[0]):
             f.write(f"{cut_id}:\tref={list(ref)}\n")
             f.write(f"{cut_id}:\thyp={list(hyp)}\n")
+
+
+def read_recogs(path: PathLike) -> list[Result]:
+    """Read a file written by :func:`write_recogs` back into result triples (in file order)."""
+    refs: dict[str, list[str]] = {}
+    results: list[Result] = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            cut_id, sep, rest = line.rstrip("\n").rpartition(":\t")
+            kind, _, words = rest.partition("=")
+            if not sep or kind not in ("ref", "hyp"):
+                raise ValueError(f"{path}:{lineno}: not a recogs line: {line.strip()!r}")
+            if kind == "ref":
+                refs[cut_id] = list(ast.literal_eval(words))
+            elif cut_id not in refs:
+                raise ValueError(f"{path}:{lineno}: hyp of {cut_id} before its ref")
+            else:
+                results.append((cut_id, refs.pop(cut_id), list(ast.literal_eval(words))))
+    if refs:
+        raise ValueError(f"{path}: refs without hyps for {sorted(refs)[:5]}")
+    return results
 
 
 def _format_alignment(pairs: Sequence[AlignedPair]) -> str:

@@ -100,6 +100,7 @@ def test_mutual_information_matches_enumeration_with_offset_begin():
     boundary = torch.tensor([[1, 1, 3, 4], [0, 2, 2, 3]])
     got = rnnt.mutual_information_recursion(px, py, boundary)
     for b, (s0, t0, s1, t1) in enumerate(boundary.tolist()):
+
         def score(kind, s, t, b=b):
             return px[b, s, t] if kind == "x" else py[b, s, t]
 
@@ -423,15 +424,26 @@ def test_matches_k2():
         ("get_rnnt_logprobs", {}),
         ("get_rnnt_logprobs_smoothed", {"lm_only_scale": 0.25, "am_only_scale": 0.1}),
     ]:
-        ours = getattr(rnnt, fn)(lm=lm, am=am, symbols=symbols, termination_symbol=BLANK,
-                                 boundary=boundary, **kwargs)
-        theirs = getattr(k2_backend, fn)(lm=lm, am=am, symbols=symbols, termination_symbol=BLANK,
-                                         boundary=boundary, **kwargs)
+        ours = getattr(rnnt, fn)(
+            lm=lm, am=am, symbols=symbols, termination_symbol=BLANK, boundary=boundary, **kwargs
+        )
+        theirs = getattr(k2_backend, fn)(
+            lm=lm, am=am, symbols=symbols, termination_symbol=BLANK, boundary=boundary, **kwargs
+        )
         for a, b in zip(ours, theirs):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
-    kwargs = dict(lm=lm, am=am, symbols=symbols, termination_symbol=BLANK, lm_only_scale=0.25,
-                  am_only_scale=0.1, boundary=boundary, reduction="none", return_grad=True)
+    kwargs = dict(
+        lm=lm,
+        am=am,
+        symbols=symbols,
+        termination_symbol=BLANK,
+        lm_only_scale=0.25,
+        am_only_scale=0.1,
+        boundary=boundary,
+        reduction="none",
+        return_grad=True,
+    )
     ours_loss, ours_grads = rnnt.rnnt_loss_smoothed(**kwargs)
     k2_loss, k2_grads = k2_backend.rnnt_loss_smoothed(**kwargs)
     torch.testing.assert_close(ours_loss, k2_loss, rtol=1e-4, atol=1e-4)
@@ -446,11 +458,13 @@ def test_matches_k2():
     torch.testing.assert_close(
         rnnt.rnnt_loss(logits, symbols, BLANK, boundary, "none"),
         k2_backend.rnnt_loss(logits, symbols, BLANK, boundary, "none"),
-        rtol=1e-4, atol=1e-4,
+        rtol=1e-4,
+        atol=1e-4,
     )
     pruned_logits = logits[torch.arange(B)[:, None, None], torch.arange(T)[None, :, None], ranges]
     torch.testing.assert_close(
         rnnt.rnnt_loss_pruned(pruned_logits, symbols, ranges, BLANK, boundary, "none"),
         k2_backend.rnnt_loss_pruned(pruned_logits, symbols, ranges, BLANK, boundary, "none"),
-        rtol=1e-4, atol=1e-4,
+        rtol=1e-4,
+        atol=1e-4,
     )

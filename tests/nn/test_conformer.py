@@ -82,8 +82,25 @@ def test_encoder_gradients_reach_every_parameter():
     enc.train()
     out, _ = enc(torch.randn(2, 30, 20), torch.tensor([30, 25]))
     out.pow(2).sum().backward()
-    missing = [n for n, p in enc.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    missing = [
+        n
+        for n, p in enc.named_parameters()
+        if ".steps." not in n and (p.grad is None or not torch.isfinite(p.grad).all())
+    ]
     assert missing == []
+    # A float subnet never touches the quantizer steps.
+    assert all(p.grad is None for n, p in enc.named_parameters() if ".steps." in n)
+
+
+def test_quantized_subnet_trains_only_its_own_steps():
+    enc = tiny_encoder()
+    out, _ = enc(torch.randn(2, 30, 20), torch.tensor([30, 25]), SubnetConfig(bits=4))
+    out.pow(2).sum().backward()
+    for n, p in enc.named_parameters():
+        if ".steps." in n:
+            assert (p.grad is not None) == n.endswith("steps.b4"), n
+            if n.endswith("steps.b4"):
+                assert torch.isfinite(p.grad).all() and p.grad.abs() > 0, n
 
 
 def test_utterance_cmvn_ignores_padding():

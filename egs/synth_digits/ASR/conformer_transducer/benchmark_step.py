@@ -87,5 +87,6 @@ def main() -> None:
     for key, label in rows.items():
         print(f"| {label} share of step | {100 * times.parts[key] / step:.1f}% |")
 
+
 if __name__ == "__main__":
     main()

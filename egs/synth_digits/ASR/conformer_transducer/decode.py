@@ -11,8 +11,15 @@ Usage (from egs/synth_digits/ASR):
     --decoding-method modified_beam_search \
     --beam-size 4
 
-Writes recogs-*, errs-* and wer-summary-* per test set to <exp-dir>/<decoding-method>/
-and prints a WER table.
+Any subnets of a nested (all-in-one) checkpoint, by name or all of them:
+
+  ./conformer_transducer/decode.py --epoch 10 --avg 1 --use-averaged-model true \
+    --exp-dir conformer_transducer/exp_all_in_one --subnets all
+
+Writes recogs-*, errs-* and wer-summary-* per test set and subnet (the subnet name
+leads the suffix) to <exp-dir>/<decoding-method>/, plus subnet-summary-*.md/.json: per
+subnet the parameters used, stored bytes, compression ratio against the float full
+model, WER per test set and the real-time factor (--num-threads, default one thread).
 """
 
 import argparse
@@ -26,10 +33,12 @@ import torch  # noqa: E402
 
 from allinone.data.datamodule import AsrDataModule, check_features_exist, load_cuts  # noqa: E402
 from allinone.data.tokenizer import BpeTokenizer  # noqa: E402
-from allinone.decoding.runner import DECODING_METHODS, decode_dataset, load_model_for_decoding  # noqa: E402
+from allinone.decoding.runner import DECODING_METHODS, decode_dataset, load_for_decoding  # noqa: E402
+from allinone.decoding.subnet_report import format_subnet_table, subnet_row, write_subnet_summary  # noqa: E402
+from allinone.subnet import select_subnets  # noqa: E402
 from allinone.training.cli import str2bool  # noqa: E402
 from allinone.utils.log import setup_logger  # noqa: E402
-from allinone.utils.scoring import format_wer_table, save_results  # noqa: E402
+from allinone.utils.scoring import save_results  # noqa: E402
 
 TEST_SETS = ("test-seen", "test-unseen")
 
@@ -53,6 +62,11 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--beam-size", type=int, default=4)
     p.add_argument("--max-duration", type=float, default=300.0)
     p.add_argument(
+        "--subnets",
+        default="all",
+        help="'all' (every subnet the checkpoint was trained with) or comma-separated names",
+    )
+    p.add_argument(
         "--num-threads",
         type=int,
         default=1,
@@ -67,7 +81,8 @@ def main() -> None:
     setup_logger(res_dir / "log-decode")
     torch.set_num_threads(args.num_threads)
     tokenizer = BpeTokenizer(args.bpe_model)
-    model = load_model_for_decoding(args.exp_dir, args.epoch, args.avg, args.use_averaged_model)
+    model, trained = load_for_decoding(args.exp_dir, args.epoch, args.avg, args.use_averaged_model)
+    subnets = select_subnets(args.subnets.split(","), trained)
     if model.config.vocab_size != tokenizer.vocab_size:
         raise ValueError(
             f"{args.bpe_model} has {tokenizer.vocab_size} tokens but the model was trained "
@@ -78,21 +93,35 @@ def main() -> None:
         f"_beam_{args.beam_size}" if args.decoding_method != "greedy_search" else ""
     )
     dm = AsrDataModule(max_duration=args.max_duration, num_workers=0)
-    table = {}
+    test_cuts = {}
     for test_set in args.test_sets.split(","):
         manifest = args.manifest_dir / f"{args.cuts_prefix}_{test_set}.jsonl.gz"
-        cuts = load_cuts(manifest)
-        check_features_exist(cuts, str(manifest))
-        results, stats = decode_dataset(
-            model, dm.eval_dataloader(cuts), tokenizer, args.decoding_method, args.beam_size, desc=test_set
-        )
-        wers = save_results(res_dir, test_set, {key: results}, suffix)
-        table.setdefault(key, {})[test_set] = wers[key]
-        logging.info(
-            f"{test_set}: WER {wers[key]:.2f}% over {len(results)} utterances, "
-            f"RTF {stats.rtf:.4f} ({args.num_threads} thread(s))"
-        )
-    print(format_wer_table(table))
+        test_cuts[test_set] = load_cuts(manifest)
+        check_features_exist(test_cuts[test_set], str(manifest))
+    rows = []
+    for subnet in subnets:
+        row = subnet_row(model, subnet)
+        row.threads = args.num_threads
+        decode_seconds = audio_seconds = 0.0
+        for test_set, cuts in test_cuts.items():
+            results, stats = decode_dataset(
+                model,
+                dm.eval_dataloader(cuts),
+                tokenizer,
+                args.decoding_method,
+                args.beam_size,
+                subnet=subnet,
+                desc=f"{subnet.name} {test_set}",
+            )
+            wers = save_results(res_dir, test_set, {key: results}, f"{subnet.name}-{suffix}")
+            row.wer[test_set] = wers[key]
+            decode_seconds += stats.decode_seconds
+            audio_seconds += stats.audio_seconds
+            logging.info(f"{subnet.name} {test_set}: WER {wers[key]:.2f}% over {len(results)} utterances")
+        row.rtf = decode_seconds / max(audio_seconds, 1e-9)
+        rows.append(row)
+    write_subnet_summary(res_dir, f"{key}-{suffix}", rows)
+    print(format_subnet_table(rows))
 
 
 if __name__ == "__main__":

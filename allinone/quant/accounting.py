@@ -1,0 +1,114 @@
+"""Parameters used and bytes stored by one subnet of a nested model.
+
+The accounting rule (used in every results table): quantized weights count ``bits`` per
+entry plus one 32-bit step per quantized tensor; everything else (biases, norms,
+embeddings, decoder, joiner, CTC head, the subnet's BatchNorm running statistics) counts
+32 bits. Only what the subnet runs is counted: layers ``1..depth``, the prefix of each
+FFN's hidden units. The simple-loss projections of the transducer are training-only and
+not part of a deployed system. Compression ratio = float32 size of the full model /
+stored size of the subnet.
+"""
+
+from dataclasses import dataclass
+
+import torch.nn as nn
+
+from allinone.nn.conformer import ConformerEncoder, FeedForward, SubnetBatchNorm
+from allinone.quant.layers import QUANT_LAYERS
+from allinone.subnet import FLOAT_BITS, SubnetConfig, full_subnet
+
+# Parts of a Transducer that only shape the training loss.
+TRAINING_ONLY = ("simple_am_proj", "simple_lm_proj")
+
+
+@dataclass
+class Footprint:
+    """Parameter count and stored size (in bits) of a (part of a) subnet."""
+
+    params: int = 0
+    stored_bits: int = 0
+
+    def add(self, numel: int, bits: int, is_param: bool = True) -> None:
+        self.params += numel if is_param else 0
+        self.stored_bits += numel * bits
+
+    def __iadd__(self, other: "Footprint") -> "Footprint":
+        self.params += other.params
+        self.stored_bits += other.stored_bits
+        return self
+
+    @property
+    def stored_bytes(self) -> float:
+        return self.stored_bits / 8
+
+
+def _quant_weight(fp: Footprint, numel: int, bits: int) -> None:
+    fp.add(numel, bits)
+    if bits < FLOAT_BITS:
+        fp.add(1, FLOAT_BITS, is_param=False)  # the step of this tensor at this bit-width
+
+
+def dense_footprint(module: nn.Module, bits: int = FLOAT_BITS) -> Footprint:
+    """Every parameter of ``module``; weights of quantizable layers at ``bits``."""
+    fp = Footprint()
+    for m in module.modules():
+        if isinstance(m, nn.ParameterDict):
+            continue  # quantizer steps: counted with their weight
+        for name, p in m.named_parameters(recurse=False):
+            if isinstance(m, QUANT_LAYERS) and name == "weight":
+                _quant_weight(fp, p.numel(), bits)
+            else:
+                fp.add(p.numel(), FLOAT_BITS)
+        if isinstance(m, SubnetBatchNorm):
+            fp.add(2 * m.weight.numel(), FLOAT_BITS, is_param=False)  # one slot's running stats
+    return fp
+
+
+def ffn_footprint(ffn: FeedForward, ratio: float, bits: int) -> Footprint:
+    """The FFN's first ``hidden_units(ratio)`` hidden units at ``bits``."""
+    k = ffn.hidden_units(ratio)
+    d = ffn.linear1.in_features
+    fp = Footprint()
+    _quant_weight(fp, k * d, bits)
+    fp.add(k, FLOAT_BITS)  # linear1 bias
+    _quant_weight(fp, d * k, bits)
+    fp.add(d, FLOAT_BITS)  # linear2 bias
+    return fp
+
+
+def encoder_footprint(encoder: ConformerEncoder, subnet: SubnetConfig) -> Footprint:
+    """What ``subnet`` runs of the encoder."""
+    subnet = subnet.resolved(encoder.num_layers)
+    fp = dense_footprint(encoder.embed, subnet.bits_for("subsampling"))
+    fp += dense_footprint(encoder.pos_enc)
+    for i, layer in enumerate(encoder.layers[: subnet.depth]):
+        ratio = subnet.layer_ratio(i)
+        for name, child in layer.named_children():
+            if isinstance(child, FeedForward):
+                fp += ffn_footprint(child, ratio, subnet.bits_for("ffn"))
+            elif name == "self_attn":
+                fp += dense_footprint(child, subnet.bits_for("attn"))
+            elif name == "conv":
+                fp += dense_footprint(child, subnet.bits_for("conv"))
+            else:
+                fp += dense_footprint(child)
+    fp += dense_footprint(encoder.output_norm)
+    return fp
+
+
+def subnet_footprint(model: nn.Module, subnet: SubnetConfig) -> Footprint:
+    """Deployable footprint of ``subnet`` of a ``Transducer``: its encoder slice plus the float heads."""
+    fp = encoder_footprint(model.encoder, subnet)
+    for name, child in model.named_children():
+        if name != "encoder" and name not in TRAINING_ONLY and child is not None:
+            fp += dense_footprint(child)
+    return fp
+
+
+def float_model_bytes(model: nn.Module) -> float:
+    """float32 size of the full model (the numerator of every compression ratio)."""
+    return subnet_footprint(model, full_subnet(model.encoder.num_layers)).stored_bytes
+
+
+def compression_ratio(model: nn.Module, subnet: SubnetConfig) -> float:
+    return float_model_bytes(model) / subnet_footprint(model, subnet).stored_bytes

@@ -1,0 +1,1 @@
+"""Reports that combine several experiments into one table or plot."""

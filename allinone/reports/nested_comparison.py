@@ -1,0 +1,196 @@
+"""All-in-one training versus individually trained twins: WER, significance, wall time, size.
+
+Inputs are the files the recipe scripts already write: ``decode.py``'s
+``subnet-summary-*.json`` and ``recogs-*`` files, and ``train.py``'s ``train-summary.json``.
+"""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from allinone.decoding.subnet_report import read_subnet_summary
+from allinone.utils.scoring import Result, read_recogs
+from allinone.utils.significance import mapsswe
+
+
+@dataclass
+class DecodedSubnet:
+    """One subnet of one experiment as decoded."""
+
+    name: str
+    stored_bytes: float
+    compression: float
+    params: int
+    rtf: float
+    wer: Dict[str, float]
+    results: Dict[str, List[Result]] = field(repr=False, default_factory=dict)
+
+
+def _one(paths: List[Path], what: str, where: Path) -> Path:
+    if len(paths) != 1:
+        found = ", ".join(p.name for p in paths) or "none"
+        raise FileNotFoundError(f"expected exactly one {what} in {where}, found: {found}")
+    return paths[0]
+
+
+def load_decoded(exp_dir: Path, method: str, epoch: int) -> Dict[str, DecodedSubnet]:
+    """Every subnet ``decode.py`` decoded at ``epoch`` with ``method`` in ``exp_dir`` (grid order)."""
+    res_dir = Path(exp_dir) / method
+    summary = _one(sorted(res_dir.glob(f"subnet-summary-*-epoch-{epoch}-*.json")), "subnet summary", res_dir)
+    out = {}
+    for row in read_subnet_summary(summary):
+        d = DecodedSubnet(row.subnet, row.stored_bytes, row.compression, row.params, row.rtf, row.wer)
+        for test_set in row.wer:
+            pattern = f"recogs-{test_set}-*-{row.subnet}-epoch-{epoch}-*.txt"
+            d.results[test_set] = read_recogs(_one(sorted(res_dir.glob(pattern)), pattern, res_dir))
+        out[row.subnet] = d
+    return out
+
+
+def train_seconds(exp_dir: Path) -> float:
+    path = Path(exp_dir) / "train-summary.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} missing: did training finish?")
+    return float(json.loads(path.read_text())["train_seconds"])
+
+
+def _test(a: DecodedSubnet, b: DecodedSubnet, alpha: float) -> Dict[str, Dict]:
+    """MAPSSWE of a against b per test set: p-value and which is better ("A", "B" or "same")."""
+    out = {}
+    for test_set in a.wer:
+        r = mapsswe(a.results[test_set], b.results[test_set], alpha=alpha)
+        out[test_set] = {"p": r.p_value, "better": r.better, "segments": r.num_segments}
+    return out
+
+
+def compare(aio_dir: Path, individual_root: Path, method: str, epoch: int, alpha: float = 0.05) -> Dict:
+    """Everything the comparison report shows, as plain data (see ``write_report``)."""
+    aio = load_decoded(aio_dir, method, epoch)
+    individual = {name: load_decoded(Path(individual_root) / name, method, epoch)[name] for name in aio}
+    baseline_name = next(n for n, d in aio.items() if abs(d.compression - 1.0) < 1e-9)
+    baseline = individual[baseline_name]
+    rows = []
+    for name, a in aio.items():
+        b = individual[name]
+        vs_twin = _test(a, b, alpha)
+        rows.append(
+            {
+                "subnet": name,
+                "params": a.params,
+                "stored_mb": a.stored_bytes / 1e6,
+                "compression": a.compression,
+                "aio_wer": a.wer,
+                "individual_wer": b.wer,
+                "aio_rtf": a.rtf,
+                "individual_rtf": b.rtf,
+                "aio_vs_individual": vs_twin,
+                "aio_significantly_worse": any(t["better"] == "B" for t in vs_twin.values()),
+                "aio_lossless": not any(t["better"] == "B" for t in _test(a, baseline, alpha).values()),
+                "individual_lossless": not any(
+                    t["better"] == "B" for t in _test(b, baseline, alpha).values()
+                ),
+                "individual_seconds": train_seconds(Path(individual_root) / name),
+            }
+        )
+    aio_seconds = train_seconds(aio_dir)
+    sum_individual = sum(r["individual_seconds"] for r in rows)
+
+    def best(kind: str) -> Optional[Dict]:
+        ok = [r for r in rows if r[f"{kind}_lossless"]]
+        return max(ok, key=lambda r: r["compression"]) if ok else None
+
+    return {
+        "method": method,
+        "epoch": epoch,
+        "alpha": alpha,
+        "baseline": f"individually trained {baseline_name}",
+        "rows": rows,
+        "aio_train_seconds": aio_seconds,
+        "individual_train_seconds_sum": sum_individual,
+        "speedup": sum_individual / aio_seconds,
+        "subnets_significantly_worse": [r["subnet"] for r in rows if r["aio_significantly_worse"]],
+        "largest_lossless_aio": best("aio"),
+        "largest_lossless_individual": best("individual"),
+    }
+
+
+def _fmt_p(t: Dict) -> str:
+    mark = {"A": " (AIO better)", "B": " (AIO worse)", "same": ""}[t["better"]]
+    return f"{t['p']:.3f}{mark}"
+
+
+def format_report(report: Dict) -> str:
+    rows = report["rows"]
+    test_sets = list(rows[0]["aio_wer"])
+    head = ["subnet", "params (M)", "stored (MB)", "compression"]
+    for t in test_sets:
+        head += [f"{t} AIO", f"{t} indiv.", f"{t} p"]
+    head += ["lossless AIO / indiv.", "indiv. train (s)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+    for r in rows:
+        cells = [r["subnet"], f"{r['params'] / 1e6:.3f}", f"{r['stored_mb']:.3f}", f"{r['compression']:.2f}x"]
+        for t in test_sets:
+            cells += [
+                f"{r['aio_wer'][t]:.2f}",
+                f"{r['individual_wer'][t]:.2f}",
+                _fmt_p(r["aio_vs_individual"][t]),
+            ]
+        yn = {True: "yes", False: "no"}
+        cells += [
+            f"{yn[r['aio_lossless']]} / {yn[r['individual_lossless']]}",
+            f"{r['individual_seconds']:.0f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    worse = report["subnets_significantly_worse"]
+
+    def best(key):
+        r = report[key]
+        return "none" if r is None else f"{r['subnet']} at {r['compression']:.2f}x"
+
+    lines += [
+        "",
+        f"MAPSSWE at p < {report['alpha']} per test set; 'lossless' = not significantly worse than the "
+        f"{report['baseline']} on any test set. WER in %, {report['method']}, epoch {report['epoch']}.",
+        "",
+        f"- All-in-one subnets significantly worse than their twin: {', '.join(worse) if worse else 'none'}",
+        f"- Training wall time: all-in-one {report['aio_train_seconds']:.0f} s; individual runs summed "
+        f"{report['individual_train_seconds_sum']:.0f} s; ratio {report['speedup']:.2f}x",
+        f"- Largest lossless compression: all-in-one {best('largest_lossless_aio')}; "
+        f"individual {best('largest_lossless_individual')}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(report: Dict, out_dir: Path) -> None:
+    out_dir = Path(out_dir)
+    (out_dir / "comparison.md").write_text(format_report(report))
+    (out_dir / "comparison.json").write_text(json.dumps(report, indent=2) + "\n")
+
+
+def plot_wer_vs_size(report: Dict, path: Path) -> None:
+    """WER against stored size (log scale), one panel per test set, both kinds of training."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = report["rows"]
+    test_sets = list(rows[0]["aio_wer"])
+    fig, axes = plt.subplots(1, len(test_sets), figsize=(6 * len(test_sets), 4.5), squeeze=False)
+    for ax, t in zip(axes[0], test_sets):
+        size = [r["stored_mb"] for r in rows]
+        ax.scatter(size, [r["aio_wer"][t] for r in rows], marker="o", label="all-in-one (one pass)")
+        ax.scatter(size, [r["individual_wer"][t] for r in rows], marker="x", label="trained individually")
+        for r in rows:
+            ax.annotate(r["subnet"], (r["stored_mb"], r["aio_wer"][t]), fontsize=7, xytext=(3, 3),
+                        textcoords="offset points")  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_xlabel("stored size (MB, accounting rule)")
+        ax.set_ylabel("WER (%)")
+        ax.set_title(t)
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,174 @@
+"""Training several subnets of one nested model on the same batch.
+
+Each step runs a selection of subnets (policy ``all`` or ``sandwich``) through one
+shared model; their losses are weighted and summed so a single backward pass
+accumulates every subnet's gradient in the shared weights. Optionally the largest
+subnet is a detached teacher: the others add a KL term towards its output
+distributions and scale their label losses down (``student_label_scale``).
+"""
+
+import random
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence
+
+import torch
+import torch.nn as nn
+
+from allinone.subnet import SubnetConfig, SubnetError
+
+POLICIES = ("auto", "all", "sandwich")
+# Above this many subnets, "auto" switches from "all" to the sandwich rule.
+AUTO_ALL_MAX = 6
+
+
+@dataclass(frozen=True)
+class NestedPlan:
+    """The grid and how each step samples and weights it.
+
+    Args:
+        subnets: the training grid, largest (teacher) first, smallest last.
+        policy: "all", "sandwich" or "auto" (all up to ``AUTO_ALL_MAX`` subnets, else sandwich).
+        sandwich_k: random middle subnets per step under the sandwich rule.
+        loss_weights: per-subnet weight of its whole loss (missing = 1).
+        distill: add KL from the detached largest subnet to every other one.
+        distill_scale: weight of the KL terms of a student.
+        student_label_scale: weight of a student's label losses when distilling.
+    """
+
+    subnets: tuple
+    policy: str = "auto"
+    sandwich_k: int = 2
+    loss_weights: tuple = ()
+    distill: bool = False
+    distill_scale: float = 1.0
+    student_label_scale: float = 0.5
+
+    def __post_init__(self):
+        if self.policy not in POLICIES:
+            raise ValueError(f"unknown subnet policy {self.policy!r}; choose from {POLICIES}")
+        if not self.subnets:
+            raise SubnetError("a nested plan needs at least one subnet")
+        names = {s.name for s in self.subnets}
+        unknown = [n for n, _ in self.loss_weights if n not in names]
+        if unknown:
+            raise SubnetError(
+                f"loss weights given for subnets not in the grid: {unknown}; grid: {sorted(names)}"
+            )
+
+    @property
+    def teacher(self) -> SubnetConfig:
+        return self.subnets[0]
+
+    def weight(self, name: str) -> float:
+        return dict(self.loss_weights).get(name, 1.0)
+
+    def effective_policy(self) -> str:
+        if self.policy == "auto":
+            return "all" if len(self.subnets) <= AUTO_ALL_MAX else "sandwich"
+        return self.policy
+
+    def select(self, step: int, seed: int) -> List[SubnetConfig]:
+        """Subnets to run at global ``step``: the teacher first.
+
+        The random middle subnets of the sandwich rule come from a generator seeded by
+        (seed, step), so a resumed run picks exactly what an uninterrupted one would.
+        """
+        subnets = list(self.subnets)
+        if self.effective_policy() == "all" or len(subnets) <= 2:
+            return subnets
+        middle = subnets[1:-1]
+        rng = random.Random(seed * 1_000_003 + step)
+        picked = set(rng.sample(range(len(middle)), min(self.sandwich_k, len(middle))))
+        return [subnets[0]] + [s for i, s in enumerate(middle) if i in picked] + [subnets[-1]]
+
+
+def order_by_size(
+    subnets: Sequence[SubnetConfig], size_of: Callable[[SubnetConfig], float]
+) -> List[SubnetConfig]:
+    """Largest first, smallest last (stable for ties), by ``size_of`` (e.g. stored bytes)."""
+    return sorted(subnets, key=lambda s: -size_of(s))
+
+
+def parse_loss_weights(spec: str) -> tuple:
+    """``"d6-w1.0-b32=2,d3-w0.5-b4=0.5"`` -> (("d6-w1.0-b32", 2.0), ("d3-w0.5-b4", 0.5))."""
+    out = []
+    for item in filter(None, (x.strip() for x in spec.split(","))):
+        name, sep, value = item.rpartition("=")
+        if not sep:
+            raise ValueError(f"subnet loss weight {item!r} is not NAME=WEIGHT")
+        out.append((name, float(value)))
+    return tuple(out)
+
+
+class NestedLoss(nn.Module):
+    """Runs several subnets of ``model`` on one batch; the module DDP wraps for nested training.
+
+    Putting every subnet inside one ``forward`` lets DistributedDataParallel see a single
+    graph per step, so gradients of shared weights are reduced once.
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self,
+        features: torch.Tensor,
+        feature_lens: torch.Tensor,
+        labels: List[List[int]],
+        subnets: Sequence[SubnetConfig],
+        distill: bool = False,
+        **loss_kwargs,
+    ) -> Dict[str, Dict[str, torch.Tensor]]:
+        """Losses per subnet.
+
+        Args:
+            features: (N, T, F); feature_lens: (N,); labels: N token lists.
+            subnets: subnets to run; with ``distill`` the first is the teacher.
+            distill: add "kl"/"kl_ctc" terms to every subnet after the first.
+            loss_kwargs: prune_range, am_scale, lm_scale of ``Transducer.forward``.
+        Returns:
+            {subnet name: {loss name: (N,)}}.
+        """
+        out: Dict[str, Dict[str, torch.Tensor]] = {}
+        teacher = None
+        for i, subnet in enumerate(subnets):
+            if distill and i == 0 and len(subnets) > 1:
+                losses, teacher = self.model(
+                    features, feature_lens, labels, subnet=subnet, return_targets=True, **loss_kwargs
+                )
+            else:
+                losses = self.model(
+                    features, feature_lens, labels, subnet=subnet, teacher=teacher, **loss_kwargs
+                )
+            out[subnet.name] = losses
+        return out
+
+
+def combine_subnet_losses(
+    per_subnet: Dict[str, Dict[str, torch.Tensor]],
+    head_weights: Dict[str, float],
+    plan: NestedPlan,
+    teacher_name: Optional[str] = None,
+) -> torch.Tensor:
+    """Weighted per-utterance total (N,) over subnets and heads.
+
+    A subnet's total is ``w_subnet * (label_scale * sum_k head_weights[k] * L_k + distill_scale * KL)``
+    where the KL of the CTC head is scaled like its label loss and ``label_scale`` is
+    ``student_label_scale`` for students when distilling, else 1.
+    """
+    total = None
+    for name, losses in per_subnet.items():
+        student = plan.distill and name != teacher_name and any(k.startswith("kl") for k in losses)
+        label_scale = plan.student_label_scale if student else 1.0
+        t = 0.0
+        for k, v in losses.items():
+            if k == "kl":
+                t = t + plan.distill_scale * v
+            elif k == "kl_ctc":
+                t = t + plan.distill_scale * head_weights["ctc"] * v
+            else:
+                t = t + label_scale * head_weights[k] * v
+        t = plan.weight(name) * t
+        total = t if total is None else total + t
+    return total

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# All-in-one nested training against individually trained twins, on the synthetic digits.
+#
+# Usage: egs/synth_digits/ASR/run_all_in_one.sh [--stage N] [--stop-stage N] [--jobs N]
+#            [--subnets GRID] [--num-epochs N] [--sandwich-k K] [--distill true|false]
+#  stage 1: train the whole grid in one pass (exp_all_in_one/) and every subnet of it
+#           alone with the same recipe (exp_individual/<subnet>/); --jobs runs that many
+#           trainings at once, one CPU thread each, so every run sees the same conditions
+#  stage 2: decode every subnet of both kinds (modified beam search, one thread)
+#  stage 3: compare: WER pairs with the MAPSSWE p-value, wall times, a WER-vs-size plot
+# Needs ./prepare.sh to have run (run.sh stage 1 does it).
+set -euo pipefail
+
+stage=1
+stop_stage=3
+jobs=2
+subnets=default
+num_epochs=10
+sandwich_k=1
+distill=true
+decoding_method=modified_beam_search
+recipe=conformer_transducer
+
+script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cd "$script_dir"
+. ../../../utils/parse_options.sh
+
+log() { echo "$(date '+%Y-%m-%d %H:%M:%S') (run_all_in_one.sh:${BASH_LINENO[0]}) $*"; }
+
+aio_dir=$recipe/exp_all_in_one
+ind_root=$recipe/exp_individual
+out_dir=$recipe/all_in_one_comparison
+mkdir -p "$ind_root" "$out_dir"
+# The grid as explicit names (a preset name expands against the model's layer count).
+names=$(python3 -c "
+import sys; sys.path.insert(0, '../../..')
+from allinone.subnet import parse_subnets
+print(' '.join(s.name for s in parse_subnets('$subnets', 6)))")
+log "grid: $names"
+
+# One command per line; each writes its own log. Every training uses one thread.
+run_queue() {
+  xargs -P "$jobs" -d '\n' -I CMD env OMP_NUM_THREADS=1 bash -c CMD
+}
+
+if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+  log "stage 1: training ($num_epochs epochs each, $jobs at a time)"
+  common="./$recipe/train.py --num-epochs $num_epochs --tensorboard false"
+  {
+    # The one pass first: it is the longest job.
+    [ -f "$aio_dir/epoch-$num_epochs.pt" ] || echo "mkdir -p $aio_dir && $common --exp-dir $aio_dir \
+--subnets $subnets --subnet-policy sandwich --sandwich-k $sandwich_k --distill $distill \
+> $aio_dir/train-stdout.log 2>&1"
+    for name in $names; do
+      d=$ind_root/$name
+      [ -f "$d/epoch-$num_epochs.pt" ] || echo "mkdir -p $d && $common --exp-dir $d --subnets $name \
+> $d/train-stdout.log 2>&1"
+    done
+  } | run_queue
+fi
+
+if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
+  log "stage 2: decoding"
+  {
+    echo "./$recipe/decode.py --epoch $num_epochs --avg 1 --use-averaged-model true --exp-dir $aio_dir \
+--decoding-method $decoding_method --subnets all --num-threads 1 > $aio_dir/decode-stdout.log 2>&1"
+    for name in $names; do
+      echo "./$recipe/decode.py --epoch $num_epochs --avg 1 --use-averaged-model true \
+--exp-dir $ind_root/$name --decoding-method $decoding_method --subnets all --num-threads 1 \
+> $ind_root/$name/decode-stdout.log 2>&1"
+    done
+  } | run_queue
+fi
+
+if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
+  log "stage 3: comparison into $out_dir"
+  python3 ../../../local/compare_all_in_one.py \
+    --all-in-one-dir "$aio_dir" \
+    --individual-root "$ind_root" \
+    --decoding-method "$decoding_method" \
+    --epoch "$num_epochs" \
+    --out-dir "$out_dir"
+fi

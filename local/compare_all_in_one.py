@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""Compare an all-in-one run with individually trained twins of each of its subnets.
+
+Usage:
+
+  ./local/compare_all_in_one.py \
+    --all-in-one-dir conformer_transducer/exp_all_in_one \
+    --individual-root conformer_transducer/exp_individual \
+    --decoding-method modified_beam_search --epoch 10 \
+    --out-dir conformer_transducer/all_in_one_comparison
+
+Reads what decode.py wrote (subnet-summary-*.json, recogs-*) and what train.py wrote
+(train-summary.json) and writes to --out-dir:
+  comparison.md    per subnet: size, compression, WER of both kinds per test set with the
+                   MAPSSWE p-value, a verdict; training wall times; the largest compression
+                   not significantly worse than the float full model
+  comparison.json  the same numbers
+  wer_vs_size.png  WER against stored size, both kinds of training
+"""
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root
+
+from allinone.reports.nested_comparison import compare, plot_wer_vs_size, write_report  # noqa: E402
+from allinone.utils.log import setup_script_logging  # noqa: E402
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--all-in-one-dir", type=Path, required=True)
+    p.add_argument("--individual-root", type=Path, required=True, help="holds one exp dir per subnet name")
+    p.add_argument("--decoding-method", default="modified_beam_search")
+    p.add_argument("--epoch", type=int, required=True)
+    p.add_argument("--out-dir", type=Path, required=True)
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level of MAPSSWE")
+    args = p.parse_args()
+    setup_script_logging()
+    report = compare(args.all_in_one_dir, args.individual_root, args.decoding_method, args.epoch, args.alpha)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    write_report(report, args.out_dir)
+    plot_wer_vs_size(report, args.out_dir / "wer_vs_size.png")
+    logging.info(f"wrote {args.out_dir}/comparison.md, comparison.json, wer_vs_size.png")
+    print((args.out_dir / "comparison.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""End to end: nested training, per-subnet decoding and the comparison with individual twins."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from tests.e2e.conftest import PREFIX
+from tests.e2e.test_recipe import RECIPE, _env, run, train_cmd
+
+REPO = Path(__file__).resolve().parents[2]
+GRID = ["d2-w1.0-b32", "d1-w0.5-b4", "d2-w0.5-b2"]
+
+
+def decode_cmd(root: Path, lang: Path, exp: Path, subnets: str = "all") -> list:
+    return [
+        sys.executable, str(RECIPE / "decode.py"), "--epoch", "1", "--avg", "1", "--exp-dir", str(exp),
+        "--bpe-model", str(lang / "bpe.model"), "--manifest-dir", str(root / "fbank"),
+        "--cuts-prefix", PREFIX,
+        "--test-sets", "test", "--decoding-method", "greedy_search", "--subnets", subnets,
+    ]  # fmt: skip
+
+
+def one_epoch(cmd: list) -> list:
+    cmd[cmd.index("--num-epochs") + 1] = "1"
+    return cmd
+
+
+def test_all_in_one_train_decode_and_compare(tiny_corpus, tmp_path):
+    root, lang = tiny_corpus
+    aio = tmp_path / "aio"
+    out = run(
+        one_epoch(
+            train_cmd(
+                root,
+                lang,
+                aio,
+                "--subnets",
+                ",".join(GRID),
+                "--subnet-policy",
+                "sandwich",
+                "--sandwich-k",
+                "1",
+                "--distill",
+                "true",
+            )  # fmt: skip
+        )
+    )
+    state = torch.load(aio / "epoch-1.pt", weights_only=False)
+    assert state["subnets"][0] == "d2-w1.0-b32" and sorted(state["subnets"]) == sorted(GRID)
+    log = next((aio / "log").glob("log-train-*")).read_text()
+    assert "d1-w0.5-b4/kl" in log and "validation loss/frame" in log and "d2-w0.5-b2 " in log
+    summary = json.loads((aio / "train-summary.json").read_text())
+    assert summary["train_seconds"] > 0 and summary["policy"] == "sandwich"
+
+    for name in GRID:
+        run(one_epoch(train_cmd(root, lang, tmp_path / "ind" / name, "--subnets", name)))
+        run(decode_cmd(root, lang, tmp_path / "ind" / name))
+    out = run(decode_cmd(root, lang, aio))
+    assert "| subnet | params (M) | stored (MB) | compression | WER test | RTF |" in out.stdout
+    res = aio / "greedy_search"
+    for name in GRID:
+        assert list(res.glob(f"recogs-test-greedy_search-{name}-epoch-1-*.txt"))
+
+    cmp_dir = tmp_path / "cmp"
+    out = run(
+        [
+            sys.executable,
+            str(REPO / "local/compare_all_in_one.py"),
+            "--all-in-one-dir",
+            str(aio),
+            "--individual-root",
+            str(tmp_path / "ind"),
+            "--decoding-method",
+            "greedy_search",
+            "--epoch",
+            "1",
+            "--out-dir",
+            str(cmp_dir),
+        ]  # fmt: skip
+    )
+    report = json.loads((cmp_dir / "comparison.json").read_text())
+    assert [r["subnet"] for r in report["rows"]] == state["subnets"]
+    seconds = [
+        json.loads((tmp_path / "ind" / n / "train-summary.json").read_text())["train_seconds"] for n in GRID
+    ]
+    assert abs(report["individual_train_seconds_sum"] - sum(seconds)) < 1e-6
+    assert abs(report["speedup"] - sum(seconds) / summary["train_seconds"]) < 1e-6
+    for r in report["rows"]:
+        assert 0.0 <= r["aio_vs_individual"]["test"]["p"] <= 1.0
+    full = report["rows"][0]
+    assert full["compression"] == 1.0 and full["individual_lossless"]  # the baseline against itself
+    assert (cmp_dir / "wer_vs_size.png").stat().st_size > 1000
+    assert "Training wall time" in (cmp_dir / "comparison.md").read_text()
+
+
+def test_unknown_subnet_lists_the_valid_ones_and_impossible_grids_fail_first(tiny_corpus, tmp_path):
+    root, lang = tiny_corpus
+    exp = tmp_path / "exp"
+    run(one_epoch(train_cmd(root, lang, exp, "--subnets", "d2-w1.0-b32,d1-w1.0-b8")))
+    bad = subprocess.run(
+        decode_cmd(root, lang, exp, "d1-w0.5-b8"), capture_output=True, text=True, env=_env()
+    )
+    assert bad.returncode != 0
+    assert "unknown subnets ['d1-w0.5-b8']; this checkpoint holds: d2-w1.0-b32, d1-w1.0-b8" in bad.stderr
+
+    for grid, message in [
+        ("d3-w1.0-b32", "needs 3 layers, the model has 2"),
+        ("d2-w1.5-b32", "FFN width ratio must be in (0, 1]"),
+        ("d2-w1.0-b7", "unsupported bit-width 7"),
+    ]:
+        exp = tmp_path / f"bad-{grid}"
+        out = subprocess.run(
+            train_cmd(root, lang, exp, "--subnets", grid), capture_output=True, text=True, env=_env()
+        )
+        assert out.returncode != 0 and message in out.stderr, out.stderr[-2000:]
+        assert not list(exp.glob("*.pt"))

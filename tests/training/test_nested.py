@@ -1,0 +1,107 @@
+import pytest
+import torch
+
+from allinone.losses.distill import masked_kl
+from allinone.nn.model import ModelConfig, Transducer
+from allinone.subnet import SubnetConfig, SubnetError
+from allinone.training.nested import NestedLoss, NestedPlan, combine_subnet_losses, parse_loss_weights
+
+GRID = tuple(SubnetConfig.from_name(n) for n in ("d2-w1.0-b32", "d2-w0.5-b4", "d1-w1.0-b8", "d1-w0.5-b2"))
+HEADS = {"simple": 0.5, "pruned": 1.0, "ctc": 0.2}
+
+
+def tiny_model():
+    torch.manual_seed(0)
+    cfg = ModelConfig(
+        vocab_size=7, num_features=20, d_model=16, num_layers=2, num_heads=2, ffn_dim=24, kernel_size=5,
+        dropout=0.0, decoder_dim=12, joiner_dim=12, use_ctc=True, norm_subnets=tuple(s.name for s in GRID),
+    )  # fmt: skip
+    return Transducer(cfg).train()
+
+
+def batch():
+    torch.manual_seed(1)
+    return torch.randn(3, 50, 20), torch.tensor([50, 44, 36]), [[1, 2], [3], [4, 5, 6]]
+
+
+def grads(model):
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("distill", [False, True])
+def test_one_multi_subnet_step_gives_the_sum_of_per_subnet_gradients(distill):
+    plan = NestedPlan(GRID, policy="all", distill=distill, loss_weights=(("d1-w0.5-b2", 2.0),))
+    x, lens, labels = batch()
+    model = tiny_model()
+    per_subnet = NestedLoss(model)(x, lens, labels, GRID, distill=distill, prune_range=3)
+    combine_subnet_losses(per_subnet, HEADS, plan, GRID[0].name).sum().backward()
+    together = grads(model)
+
+    model = tiny_model()
+    targets = None
+    summed = {}
+    for i, subnet in enumerate(GRID):
+        model.zero_grad()
+        if distill and i == 0:
+            losses, targets = model(x, lens, labels, prune_range=3, subnet=subnet, return_targets=True)
+        else:
+            losses = model(x, lens, labels, prune_range=3, subnet=subnet, teacher=targets)
+        combine_subnet_losses({subnet.name: losses}, HEADS, plan, GRID[0].name).sum().backward()
+        for n, g in grads(model).items():
+            summed[n] = summed.get(n, 0) + g
+    assert together.keys() == summed.keys()
+    for n in together:
+        torch.testing.assert_close(together[n], summed[n], rtol=1e-4, atol=1e-6, msg=n)
+    # every subnet's own quantizer steps received a gradient, unused bit-widths none
+    assert "encoder.layers.0.ff.linear1.steps.b4" in together
+    assert "encoder.layers.1.ff.linear1.steps.b2" not in together  # d1 never runs layer 2
+    assert "encoder.layers.0.ff.linear1.steps.b6" not in together
+
+
+def test_students_weigh_label_loss_and_kl_as_configured():
+    plan = NestedPlan(GRID[:2], distill=True, distill_scale=1.0, student_label_scale=0.5)
+    one = torch.ones(2)
+    per = {
+        GRID[0].name: {"pruned": one * 2, "ctc": one * 10},
+        GRID[1].name: {"pruned": one * 4, "ctc": one * 20, "kl": one * 3, "kl_ctc": one * 5},
+    }
+    total = combine_subnet_losses(per, HEADS, plan, GRID[0].name)
+    teacher = 2 + 0.2 * 10
+    student = 0.5 * (4 + 0.2 * 20) + 1.0 * (3 + 0.2 * 5)
+    torch.testing.assert_close(total, one * (teacher + student))
+
+
+def test_sandwich_runs_largest_smallest_and_k_random_reproducibly():
+    plan = NestedPlan(GRID, policy="sandwich", sandwich_k=1)
+    picks = [plan.select(step, seed=3) for step in range(40)]
+    for p in picks:
+        assert p[0] == GRID[0] and p[-1] == GRID[-1] and len(p) == 3 and p[1] in GRID[1:-1]
+    assert {p[1].name for p in picks} == {GRID[1].name, GRID[2].name}
+    assert picks == [plan.select(step, seed=3) for step in range(40)]
+    assert NestedPlan(GRID, policy="auto").select(0, 0) == list(GRID)  # at most 6 subnets: all
+
+
+def test_plan_rejects_weights_for_unknown_subnets_and_bad_policies():
+    with pytest.raises(SubnetError, match="d9-w1.0-b32"):
+        NestedPlan(GRID, loss_weights=parse_loss_weights("d9-w1.0-b32=2"))
+    with pytest.raises(ValueError, match="policy"):
+        NestedPlan(GRID, policy="some")
+    with pytest.raises(ValueError, match="NAME=WEIGHT"):
+        parse_loss_weights("d2-w1.0-b32")
+
+
+def test_masked_kl_matches_brute_force_and_ignores_padding():
+    torch.manual_seed(0)
+    t = torch.randn(2, 5, 3, 4).log_softmax(-1)
+    s = torch.randn(2, 5, 3, 4).log_softmax(-1)
+    lens = torch.tensor([5, 2])
+    kl = masked_kl(t, s, lens)
+    for n in range(2):
+        ref = 0.0
+        for f in range(int(lens[n])):
+            ref += sum(float((t[n, f, r].exp() * (t[n, f, r] - s[n, f, r])).sum()) for r in range(3)) / 3
+        assert float(kl[n]) == pytest.approx(ref, rel=1e-5)
+    s2 = s.clone()
+    s2[1, 2:] = 0.0  # padding frames may hold anything
+    torch.testing.assert_close(masked_kl(t, s2, lens), kl)
+    assert torch.all(masked_kl(t, t, lens).abs() < 1e-6)

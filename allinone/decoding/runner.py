@@ -4,18 +4,20 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from tqdm import tqdm
 
 from allinone.data.tokenizer import BpeTokenizer
+from allinone.decoding.ctc_search import CTC_METHODS, CtcSearcher
 from allinone.decoding.transducer_search import greedy_search_batch, modified_beam_search
 from allinone.nn.model import ModelConfig, Transducer
 from allinone.subnet import FULL, SubnetConfig, SubnetError, full_subnet
 from allinone.utils.checkpoint import CheckpointError, average_state_dicts, load_checkpoint
 
-DECODING_METHODS = ("greedy_search", "modified_beam_search")
+TRANSDUCER_METHODS = ("greedy_search", "modified_beam_search")
+DECODING_METHODS = TRANSDUCER_METHODS + CTC_METHODS
 
 
 def _model_from_state(state: Dict) -> Transducer:
@@ -110,8 +112,12 @@ def decode_dataset(
     beam: int = 4,
     subnet: SubnetConfig = FULL,
     desc: str = "decoding",
+    ctc_searcher: Optional[CtcSearcher] = None,
 ) -> Tuple[List[Tuple[str, List[str], List[str]]], DecodeStats]:
     """Decode every batch of ``loader``.
+
+    Transducer methods search with the decoder and joiner; CTC methods (``CTC_METHODS``)
+    need ``ctc_searcher``, built once per method so graphs are loaded once.
 
     Returns:
         (results, stats): results are ``(cut_id, ref_words, hyp_words)``; stats hold the
@@ -120,6 +126,8 @@ def decode_dataset(
     """
     if method not in DECODING_METHODS:
         raise ValueError(f"unknown decoding method {method!r}; choose from {DECODING_METHODS}")
+    if method in CTC_METHODS and (ctc_searcher is None or ctc_searcher.method != method):
+        raise ValueError(f"decoding method {method} needs a CtcSearcher for it")
     model.eval()
     results = []
     stats = DecodeStats()
@@ -129,12 +137,16 @@ def decode_dataset(
         feature_lens = sup["num_frames"].long()
         t0 = time.perf_counter()
         enc, enc_lens = model.encode(features, feature_lens, subnet)
-        if method == "greedy_search":
-            hyps = greedy_search_batch(model, enc, enc_lens)
+        if method in CTC_METHODS:
+            words = ctc_searcher(model.ctc_log_probs(enc), enc_lens)
+        elif method == "greedy_search":
+            words = [tokenizer.decode(h).split() for h in greedy_search_batch(model, enc, enc_lens)]
         else:
-            hyps = modified_beam_search(model, enc, enc_lens, beam=beam)
+            words = [
+                tokenizer.decode(h).split() for h in modified_beam_search(model, enc, enc_lens, beam=beam)
+            ]
         stats.decode_seconds += time.perf_counter() - t0
-        for cut, text, hyp in zip(sup["cut"], sup["text"], hyps):
+        for cut, text, hyp in zip(sup["cut"], sup["text"], words):
             stats.audio_seconds += cut.duration
-            results.append((cut.id, text.split(), tokenizer.decode(hyp).split()))
+            results.append((cut.id, text.split(), hyp))
     return results, stats

@@ -10,12 +10,17 @@
 #      then duration statistics per split
 #   3  sentencepiece BPE model and data/lang_bpe_${vocab_size}/ (bpe.model,
 #      tokens.txt, words.txt, lexicon.txt, transcript_words.txt)
+#   4  word ${lm_order}-gram LM (interpolated Kneser-Ney) on the training
+#      transcripts: data/lm/G_${lm_order}_gram.arpa
+#   5  CTC decoding graphs with kaldifst in the lang dir: lexicon_disambig.txt,
+#      tokens.txt with #k, L.fst, L_disambig.fst, G.fst, H.fst, HL.fst, HLG.fst
 #
 # Every stage leaves a .done file behind and is skipped when re-run; delete
 # the file (or the directory) to redo a stage.
 #
 # Usage: ./prepare.sh [--stage N] [--stop-stage N] [--seed S] [--num-train N]
 #                     [--num-dev N] [--num-test N] [--vocab-size N] [--nj N]
+#                     [--lm-order N]
 
 set -eou pipefail
 
@@ -29,6 +34,7 @@ num_test=300
 # piece, so the transducer emits one token per spoken word.
 vocab_size=64
 nj=2
+lm_order=3
 
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_root=$(cd "$script_dir/../../.." && pwd)
@@ -44,6 +50,7 @@ dl_dir=download/synth_digits
 manifest_dir=data/manifests
 fbank_dir=data/fbank
 lang_dir=data/lang_bpe_${vocab_size}
+lm_dir=data/lm
 
 log() {
   # Timestamp, then the file and line of the caller.
@@ -155,6 +162,28 @@ EOF
   log "Stage 3: lexicon of $lang_dir:"
   cat "$lang_dir/lexicon.txt"
   log "Stage 3: took $((SECONDS - start)) s"
+fi
+
+if run_stage 4; then
+  log "Stage 4: ${lm_order}-gram word LM into $lm_dir"
+  arpa=$lm_dir/G_${lm_order}_gram.arpa
+  if [[ ! -f $arpa ]]; then
+    python ../../../local/train_ngram_lm.py \
+      --text "$lang_dir/transcript_words.txt" --order "$lm_order" --out "$arpa"
+  else
+    log "Stage 4: $arpa exists, skipping"
+  fi
+fi
+
+if run_stage 5; then
+  log "Stage 5: H, HL and HLG in $lang_dir"
+  if [[ ! -f $lang_dir/.graphs.done ]]; then
+    python ../../../local/prepare_ctc_graphs.py \
+      --lang-dir "$lang_dir" --arpa "$lm_dir/G_${lm_order}_gram.arpa"
+    touch "$lang_dir/.graphs.done"
+  else
+    log "Stage 5: $lang_dir/.graphs.done exists, skipping"
+  fi
 fi
 
 log "Done (stages $stage..$stop_stage)"

@@ -11,6 +11,12 @@ Usage (from egs/synth_digits/ASR):
     --decoding-method modified_beam_search \
     --beam-size 4
 
+CTC head (the model must be trained with --use-ctc true), through kaldi-decoder with the
+graphs of prepare.sh stage 5 (H: ctc-decoding, HL: hl, HLG: 1best):
+
+  ./conformer_transducer/decode.py --epoch 10 --avg 1 --exp-dir conformer_transducer/exp \
+    --decoding-method 1best --lang-dir data/lang_bpe_64 --ngram-lm-scale 1.0
+
 Any subnets of a nested (all-in-one) checkpoint, by name or all of them:
 
   ./conformer_transducer/decode.py --epoch 10 --avg 1 --use-averaged-model true \
@@ -33,6 +39,7 @@ import torch  # noqa: E402
 
 from allinone.data.datamodule import AsrDataModule, check_features_exist, load_cuts  # noqa: E402
 from allinone.data.tokenizer import BpeTokenizer  # noqa: E402
+from allinone.decoding.ctc_search import CTC_METHODS, CtcSearcher  # noqa: E402
 from allinone.decoding.runner import DECODING_METHODS, decode_dataset, load_for_decoding  # noqa: E402
 from allinone.decoding.subnet_report import format_subnet_table, subnet_row, write_subnet_summary  # noqa: E402
 from allinone.subnet import select_subnets  # noqa: E402
@@ -59,7 +66,11 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--cuts-prefix", default="synth_digits_cuts")
     p.add_argument("--test-sets", default=",".join(TEST_SETS), help="comma-separated split names")
     p.add_argument("--decoding-method", default="modified_beam_search", choices=DECODING_METHODS)
-    p.add_argument("--beam-size", type=int, default=4)
+    p.add_argument("--beam-size", type=int, default=4, help="modified_beam_search: hypotheses kept")
+    p.add_argument("--lang-dir", type=Path, default=Path("data/lang_bpe_64"), help="graphs for CTC methods")
+    p.add_argument("--search-beam", type=float, default=20.0, help="graph search beam (CTC methods)")
+    p.add_argument("--max-active", type=int, default=7000, help="graph search: most active states per frame")
+    p.add_argument("--ngram-lm-scale", type=float, default=1.0, help="1best: weight of the n-gram LM")
     p.add_argument("--max-duration", type=float, default=300.0)
     p.add_argument(
         "--subnets",
@@ -88,10 +99,30 @@ def main() -> None:
             f"{args.bpe_model} has {tokenizer.vocab_size} tokens but the model was trained "
             f"with {model.config.vocab_size}"
         )
+    ctc_searcher = None
+    if args.decoding_method in CTC_METHODS:
+        if not model.config.use_ctc:
+            raise ValueError(f"{args.exp_dir}: the model has no CTC head (trained without --use-ctc true)")
+        # Built before any decoding: a missing or mismatched lang dir fails here.
+        ctc_searcher = CtcSearcher(
+            args.decoding_method,
+            tokenizer,
+            model.config.vocab_size,
+            args.lang_dir,
+            args.search_beam,
+            args.max_active,
+            args.ngram_lm_scale,
+            model.config.blank_id,
+        )
     suffix = f"epoch-{args.epoch}-avg-{args.avg}" + ("-use-averaged-model" if args.use_averaged_model else "")
-    key = args.decoding_method + (
-        f"_beam_{args.beam_size}" if args.decoding_method != "greedy_search" else ""
-    )
+    key = {
+        "greedy_search": "greedy_search",
+        "modified_beam_search": f"modified_beam_search_beam_{args.beam_size}",
+        "ctc-greedy-search": "ctc-greedy-search",
+        "ctc-decoding": f"ctc-decoding_beam_{args.search_beam:g}",
+        "hl": f"hl_beam_{args.search_beam:g}",
+        "1best": f"1best_beam_{args.search_beam:g}_lm_scale_{args.ngram_lm_scale:g}",
+    }[args.decoding_method]
     dm = AsrDataModule(max_duration=args.max_duration, num_workers=0)
     test_cuts = {}
     for test_set in args.test_sets.split(","):
@@ -112,6 +143,7 @@ def main() -> None:
                 args.beam_size,
                 subnet=subnet,
                 desc=f"{subnet.name} {test_set}",
+                ctc_searcher=ctc_searcher,
             )
             wers = save_results(res_dir, test_set, {key: results}, f"{subnet.name}-{suffix}")
             row.wer[test_set] = wers[key]

@@ -1,0 +1,1 @@
+"""Word n-gram language models for graph decoding."""

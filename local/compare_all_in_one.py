@@ -9,8 +9,8 @@ Usage:
     --decoding-method modified_beam_search --epoch 10 \
     --out-dir conformer_transducer/all_in_one_comparison
 
-Reads what decode.py wrote (subnet-summary-*.json, recogs-*) and what train.py wrote
-(train-summary.json) and writes to --out-dir:
+Reads what decode.py wrote (subnet-summary-*.json, recogs-*)
+and the training time kept in epoch-N.pt, and writes to --out-dir:
   comparison.md    per subnet: size, compression, WER of both kinds per test set with the
                    MAPSSWE p-value, a verdict; training wall times; the largest compression
                    not significantly worse than the float full model

@@ -1,7 +1,8 @@
 """All-in-one training versus individually trained twins: WER, significance, wall time, size.
 
 Inputs are the files the recipe scripts already write: ``decode.py``'s
-``subnet-summary-*.json`` and ``recogs-*`` files, and ``train.py``'s ``train-summary.json``.
+``subnet-summary-*.json`` and ``recogs-*`` files, and the training time ``train.py``
+keeps in each ``epoch-N.pt``.
 """
 
 import json
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from allinone.decoding.subnet_report import read_subnet_summary
+from allinone.utils.checkpoint import load_checkpoint
 from allinone.utils.scoring import Result, read_recogs
 from allinone.utils.significance import mapsswe
 
@@ -48,11 +50,15 @@ def load_decoded(exp_dir: Path, method: str, epoch: int) -> Dict[str, DecodedSub
     return out
 
 
-def train_seconds(exp_dir: Path) -> float:
-    path = Path(exp_dir) / "train-summary.json"
+def train_seconds(exp_dir: Path, epoch: int) -> float:
+    """Training-loop wall time up to the end of ``epoch`` (kept in ``epoch-<epoch>.pt`` across resumes)."""
+    path = Path(exp_dir) / f"epoch-{epoch}.pt"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} missing: did training finish?")
-    return float(json.loads(path.read_text())["train_seconds"])
+        raise FileNotFoundError(f"{path} missing: did training reach epoch {epoch}?")
+    state = load_checkpoint(path)
+    if "train_seconds" not in state:
+        raise ValueError(f"{path} records no training time (written by an older train.py)")
+    return float(state["train_seconds"])
 
 
 def _test(a: DecodedSubnet, b: DecodedSubnet, alpha: float) -> Dict[str, Dict]:
@@ -90,10 +96,10 @@ def compare(aio_dir: Path, individual_root: Path, method: str, epoch: int, alpha
                 "individual_lossless": not any(
                     t["better"] == "B" for t in _test(b, baseline, alpha).values()
                 ),
-                "individual_seconds": train_seconds(Path(individual_root) / name),
+                "individual_seconds": train_seconds(Path(individual_root) / name, epoch),
             }
         )
-    aio_seconds = train_seconds(aio_dir)
+    aio_seconds = train_seconds(aio_dir, epoch)
     sum_individual = sum(r["individual_seconds"] for r in rows)
 
     def best(kind: str) -> Optional[Dict]:

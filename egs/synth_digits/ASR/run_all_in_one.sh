@@ -17,7 +17,7 @@ jobs=2
 subnets=default
 num_epochs=10
 sandwich_k=1
-distill=true
+distill=false
 decoding_method=modified_beam_search
 recipe=conformer_transducer
 
@@ -43,18 +43,26 @@ run_queue() {
   xargs -P "$jobs" -d '\n' -I CMD env OMP_NUM_THREADS=1 bash -c CMD
 }
 
+# A run killed part-way resumes from its newest epoch-K.pt (its train_seconds carry over).
+resume_flag() {
+  local last
+  last=$(find "$1" -maxdepth 1 -name 'epoch-*.pt' 2>/dev/null | sed 's/.*epoch-\([0-9]*\)\.pt/\1/' | sort -n | tail -1)
+  [ -n "$last" ] && echo "--start-epoch $((last + 1))"
+  return 0
+}
+
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   log "stage 1: training ($num_epochs epochs each, $jobs at a time)"
   common="./$recipe/train.py --num-epochs $num_epochs --tensorboard false"
   {
     # The one pass first: it is the longest job.
     [ -f "$aio_dir/epoch-$num_epochs.pt" ] || echo "mkdir -p $aio_dir && $common --exp-dir $aio_dir \
---subnets $subnets --subnet-policy sandwich --sandwich-k $sandwich_k --distill $distill \
-> $aio_dir/train-stdout.log 2>&1"
+$(resume_flag $aio_dir) --subnets $subnets --subnet-policy sandwich --sandwich-k $sandwich_k \
+--distill $distill >> $aio_dir/train-stdout.log 2>&1"
     for name in $names; do
       d=$ind_root/$name
-      [ -f "$d/epoch-$num_epochs.pt" ] || echo "mkdir -p $d && $common --exp-dir $d --subnets $name \
-> $d/train-stdout.log 2>&1"
+      [ -f "$d/epoch-$num_epochs.pt" ] || echo "mkdir -p $d && $common --exp-dir $d $(resume_flag $d) \
+--subnets $name >> $d/train-stdout.log 2>&1"
     done
   } | run_queue
 fi

@@ -83,7 +83,8 @@ def test_all_in_one_train_decode_and_compare(tiny_corpus, tmp_path):
     )
     report = json.loads((cmp_dir / "comparison.json").read_text())
     assert [r["subnet"] for r in report["rows"]] == state["subnets"]
-    seconds = [torch.load(tmp_path / "ind" / n / "epoch-1.pt", weights_only=False)["train_seconds"] for n in GRID]
+    ckpts = [tmp_path / "ind" / n / "epoch-1.pt" for n in GRID]
+    seconds = [torch.load(p, weights_only=False)["train_seconds"] for p in ckpts]
     aio_seconds = state["train_seconds"]
     assert abs(summary["train_seconds"] - aio_seconds) < 0.06  # the summary rounds to 0.1 s
     assert abs(report["individual_train_seconds_sum"] - sum(seconds)) < 1e-6

@@ -75,6 +75,24 @@ CTC_METHODS = ("ctc-greedy-search", "ctc-decoding", "hl", "1best")
 GRAPH_FILES = {"ctc-decoding": "H.fst", "hl": "HL.fst", "1best": "HLG.fst"}
 
 
+CTC_BACKENDS = ("auto", "kaldi", "k2")
+
+
+def resolve_backend(backend: str) -> str:
+    """ "auto" -> "k2" when k2 imports, else "kaldi"; explicit choices are checked."""
+    if backend not in CTC_BACKENDS:
+        raise ValueError(f"unknown CTC graph backend {backend!r}; choose from {CTC_BACKENDS}")
+    if backend == "kaldi":
+        return backend
+    try:
+        import k2  # noqa: F401
+    except (ImportError, OSError):
+        if backend == "k2":
+            raise
+        return "kaldi"
+    return "k2"
+
+
 class LangDirError(ValueError):
     """A lang directory that is missing or does not match the model."""
 
@@ -111,6 +129,8 @@ class CtcSearcher:
         lang_dir: holds tokens.txt, words.txt and the graphs (not needed for greedy).
         search_beam, max_active: graph search pruning.
         ngram_lm_scale: LM weight of "1best" (applied as acoustic scale 1 / lm_scale).
+        backend: "kaldi" (kaldifst graphs, kaldi-decoder), "k2" (needs ``import k2``) or
+            "auto" (k2 when it imports, else kaldi).
     """
 
     def __init__(
@@ -123,6 +143,7 @@ class CtcSearcher:
         max_active: int = 7000,
         ngram_lm_scale: float = 1.0,
         blank_id: int = 0,
+        backend: str = "auto",
     ):
         if method not in CTC_METHODS:
             raise ValueError(f"unknown CTC decoding method {method!r}; choose from {CTC_METHODS}")

@@ -39,7 +39,7 @@ import torch  # noqa: E402
 
 from allinone.data.datamodule import AsrDataModule, check_features_exist, load_cuts  # noqa: E402
 from allinone.data.tokenizer import BpeTokenizer  # noqa: E402
-from allinone.decoding.ctc_search import CTC_METHODS, CtcSearcher  # noqa: E402
+from allinone.decoding.ctc_search import CTC_BACKENDS, CTC_METHODS, CtcSearcher  # noqa: E402
 from allinone.decoding.runner import DECODING_METHODS, decode_dataset, load_for_decoding  # noqa: E402
 from allinone.decoding.subnet_report import format_subnet_table, subnet_row, write_subnet_summary  # noqa: E402
 from allinone.subnet import select_subnets  # noqa: E402
@@ -71,6 +71,12 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--search-beam", type=float, default=20.0, help="graph search beam (CTC methods)")
     p.add_argument("--max-active", type=int, default=7000, help="graph search: most active states per frame")
     p.add_argument("--ngram-lm-scale", type=float, default=1.0, help="1best: weight of the n-gram LM")
+    p.add_argument(
+        "--ctc-backend",
+        default="auto",
+        choices=CTC_BACKENDS,
+        help="graph search: kaldi (kaldifst + kaldi-decoder), k2, or auto (k2 when it imports)",
+    )
     p.add_argument("--max-duration", type=float, default=300.0)
     p.add_argument(
         "--subnets",
@@ -113,6 +119,7 @@ def main() -> None:
             args.max_active,
             args.ngram_lm_scale,
             model.config.blank_id,
+            args.ctc_backend,
         )
     suffix = f"epoch-{args.epoch}-avg-{args.avg}" + ("-use-averaged-model" if args.use_averaged_model else "")
     key = {

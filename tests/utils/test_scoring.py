@@ -9,6 +9,7 @@ from allinone.utils.scoring import (
     align_words,
     compute_wer,
     format_wer_table,
+    read_recogs,
     save_results,
     write_error_stats,
     write_recogs,
@@ -131,3 +132,12 @@ def test_wer_stats_fields():
     s = WerStats(ins=1, dels=2, subs=3, ref_words=12)
     assert s.errors == 6 and s.wer == pytest.approx(50.0)
     assert s.summary() == "%WER 50.00 [ 6 / 12, 1 ins, 2 del, 3 sub ]"
+
+
+def test_read_recogs_round_trips_write_recogs(tmp_path):
+    results = [("u2", ["A", "B"], ["A"]), ("u1", ["it's", "x:\ty"], []), ("u3", [], ["Z"])]
+    write_recogs(tmp_path / "r.txt", results)
+    assert read_recogs(tmp_path / "r.txt") == sorted(results)
+    (tmp_path / "bad.txt").write_text("u1:\thyp=['A']\n")
+    with pytest.raises(ValueError, match="bad.txt:1: hyp of u1 before its ref"):
+        read_recogs(tmp_path / "bad.txt")

@@ -6,7 +6,8 @@
 #  stage 0: install Debian and Python dependencies (utils/install_deps.sh)
 #  stage 1: ./prepare.sh (synthesis, fbank, BPE and lang dir; skips finished stages)
 #  stage 2: train the Conformer transducer
-#  stage 3: decode test-seen and test-unseen with greedy and modified beam search
+#  stage 3: decode test-seen and test-unseen: transducer greedy and modified beam search,
+#           CTC head through HLG (kaldifst graphs, kaldi-decoder)
 set -euo pipefail
 
 stage=0
@@ -49,7 +50,7 @@ fi
 train_done=$(date +%s)
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
-  for method in greedy_search modified_beam_search; do
+  for method in greedy_search modified_beam_search 1best; do
     log "stage 3: decoding with $method"
     ./conformer_transducer/decode.py \
       --epoch $num_epochs \
@@ -57,6 +58,7 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
       --use-averaged-model true \
       --exp-dir $exp_dir \
       --bpe-model data/lang_bpe_${vocab_size}/bpe.model \
+      --lang-dir data/lang_bpe_${vocab_size} \
       --decoding-method $method \
       --beam-size 4 | tee $exp_dir/wer-table-$method.md
   done

@@ -48,22 +48,28 @@ def compile_graph(method: str, lang_dir: Path, vocab_size: int, words: Dict[str,
     LG.labels[LG.labels >= vocab_size] = 0
     LG.__dict__["_properties"] = None
     aux = LG.aux_labels
-    values = aux.values if hasattr(aux, "values") else aux
+    values = aux.values if isinstance(aux, k2.RaggedTensor) else aux
     values[values >= words["#0"]] = 0
     LG = k2.connect(k2.remove_epsilon(LG))
-    if hasattr(LG.aux_labels, "remove_values_eq"):
+    if isinstance(LG.aux_labels, k2.RaggedTensor):
         LG.aux_labels = LG.aux_labels.remove_values_eq(0)
     LG = k2.arc_sort(k2.add_epsilon_self_loops(k2.arc_sort(LG)))
     return k2.arc_sort(k2.connect(k2.compose(H, LG, inner_labels="tokens")))
 
 
 def _best_path_labels(best) -> List[List[int]]:
+    """Positive output labels of each FSA of a best-path FsaVec, as one list per FSA.
+
+    ``best.arcs.shape()`` has axes [fsa][state][arc]; the state axis (and, for ragged
+    labels, the arc axis) is removed so that each FSA's labels form one flat list.
+    """
     k2 = import_k2()
     if isinstance(best.aux_labels, torch.Tensor):
-        labels = k2.RaggedTensor(best.arcs.shape(), best.aux_labels)
+        labels = k2.RaggedTensor(best.arcs.shape().remove_axis(1), best.aux_labels)
     else:
-        shape = best.arcs.shape().compose(best.aux_labels.shape)
-        labels = k2.RaggedTensor(shape, best.aux_labels.values).remove_axis(1)
+        aux = best.aux_labels.remove_values_leq(0)
+        shape = best.arcs.shape().compose(aux.shape)  # [fsa][state][arc][label]
+        labels = k2.RaggedTensor(shape, aux.values).remove_axis(1).remove_axis(1)
     return labels.remove_values_leq(0).tolist()
 
 

@@ -151,32 +151,41 @@ class CtcSearcher:
         self.tokenizer = tokenizer
         self.blank_id = blank_id
         self.acoustic_scale = 1.0 / ngram_lm_scale if method == "1best" else 1.0
-        self.decoder = None
-        if method != "ctc-greedy-search":
-            if lang_dir is None:
-                raise LangDirError(f"--decoding-method {method} needs --lang-dir")
-            graph = GRAPH_FILES[method]
-            words = check_lang_dir(lang_dir, vocab_size, graph)
-            self.id2word = {i: w for w, i in words.items()}
+        self.decoder = self.k2_searcher = None
+        self.backend = resolve_backend(backend)
+        if method == "ctc-greedy-search":
+            return
+        if lang_dir is None:
+            raise LangDirError(f"--decoding-method {method} needs --lang-dir")
+        graph = GRAPH_FILES[method]
+        words = check_lang_dir(lang_dir, vocab_size, graph)
+        self.id2word = {i: w for w, i in words.items()}
+        if self.backend == "k2":
+            from allinone.decoding.ctc_k2 import K2GraphSearcher, compile_graph
+
+            # k2's CTC topology outputs token ids themselves (no +1 shift).
+            self.k2_searcher = K2GraphSearcher(
+                compile_graph(method, lang_dir, vocab_size, words), search_beam, max_active=max_active
+            )
+        else:
             import kaldifst
 
             fst = kaldifst.StdVectorFst.read(str(Path(lang_dir) / graph))
-            self.decoder = GraphDecoder(
-                fst, search_beam, max_active, output_offset=1 if graph == "H.fst" else 0
-            )
+            offset = 1 if graph == "H.fst" else 0
+            self.decoder = GraphDecoder(fst, search_beam, max_active, output_offset=offset)
 
     def __call__(self, log_probs: torch.Tensor, lens: torch.Tensor) -> List[List[str]]:
         """log_probs: (N, T, V); lens: (N,). Returns N word lists."""
-        if self.decoder is None:
-            return [
-                self.tokenizer.decode(ids).split()
-                for ids in ctc_greedy_search(log_probs, lens, self.blank_id)
+        if self.method == "ctc-greedy-search":
+            hyps = ctc_greedy_search(log_probs, lens, self.blank_id)
+            return [self.tokenizer.decode(ids).split() for ids in hyps]
+        if self.k2_searcher is not None:
+            all_labels = self.k2_searcher(log_probs, lens, self.acoustic_scale)
+        else:
+            all_labels = [
+                self.decoder.decode(log_probs[n, : int(lens[n])], self.acoustic_scale)
+                for n in range(len(lens))
             ]
-        out = []
-        for n in range(log_probs.size(0)):
-            labels = self.decoder.decode(log_probs[n, : int(lens[n])], self.acoustic_scale)
-            if self.method == "ctc-decoding":
-                out.append(self.tokenizer.decode(labels).split())
-            else:
-                out.append([self.id2word[i] for i in labels])
-        return out
+        if self.method == "ctc-decoding":
+            return [self.tokenizer.decode(labels).split() for labels in all_labels]
+        return [[self.id2word[i] for i in labels] for labels in all_labels]

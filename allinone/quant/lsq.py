@@ -64,6 +64,7 @@ def lsq_fake_quant(weight: torch.Tensor, step: torch.Tensor, bits: int) -> torch
 def lsq_codes(weight: torch.Tensor, step: torch.Tensor, bits: int) -> torch.Tensor:
     """Integer codes in ``-Q..Q`` (``{-1, 1}`` for 1 bit) that ``lsq_fake_quant`` multiplies by the step."""
     with torch.no_grad():
+        step = step.abs().clamp(min=1e-8)  # as ``QuantizedWeightMixin.quantized_weight`` uses it
         v = torch.clamp(weight / step, -quant_levels(bits), quant_levels(bits))
         codes = torch.where(v >= 0, 1.0, -1.0) if bits == 1 else v.round()
     return codes.to(torch.int8)

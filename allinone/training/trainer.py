@@ -165,7 +165,8 @@ class Trainer:
             student_label_scale=cfg.student_label_scale,
         )
         self.train_module: nn.Module = NestedLoss(self.model)
-        self.train_seconds = 0.0
+        self.train_seconds = 0.0  # training-loop wall time of finished epochs (validation excluded)
+        self._epoch_start: Optional[float] = None  # set while an epoch runs
         self.model_avg = copy.deepcopy(self.model) if rank == 0 else None
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=cfg.base_lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay
@@ -181,6 +182,19 @@ class Trainer:
         self.resume_skip = 0
 
     # ----------------------------------------------------------------- checkpoints
+    def _plan_signature(self) -> Dict:
+        """What defines the nested training objective; a resume must not change it."""
+        p = self.plan
+        return {
+            "subnets": [s.name for s in p.subnets],
+            "policy": p.effective_policy(),
+            "sandwich_k": p.sandwich_k,
+            "loss_weights": [list(w) for w in p.loss_weights],
+            "distill": p.distill,
+            "distill_scale": p.distill_scale,
+            "student_label_scale": p.student_label_scale,
+        }
+
     def _state(self, epoch: int, batches_done: int) -> Dict:
         return {
             "model": _unwrap(self.model).state_dict(),
@@ -197,7 +211,10 @@ class Trainer:
             "rng": get_rng_state(),
             "batch_idx_train": self.batch_idx_train,
             "best_valid_loss": self.best_valid_loss,
-            "train_seconds": self.train_seconds,
+            # A mid-epoch checkpoint also counts the part of the epoch already run.
+            "train_seconds": self.train_seconds
+            + (time.time() - self._epoch_start if self._epoch_start is not None else 0.0),
+            "nested_plan": self._plan_signature(),
             "subnets": [s.name for s in self.plan.subnets],
             "model_config": self.model_cfg.to_dict(),
             "train_config": self.cfg.to_dict(),
@@ -228,6 +245,13 @@ class Trainer:
             raise ValueError(
                 f"{path} was trained with model config {state['model_config']}, "
                 f"but this run builds {self.model_cfg.to_dict()}"
+            )
+        saved_plan = state.get("nested_plan")
+        if saved_plan is not None and saved_plan != self._plan_signature():
+            raise ValueError(
+                f"{path} was trained with the nested plan {saved_plan}, but this run asks for "
+                f"{self._plan_signature()}: give the same --subnets, --subnet-policy, --sandwich-k, "
+                "--subnet-loss-weights and distillation flags to resume"
             )
         sampler = state["sampler"]
         for key in ("seed", "world_size", "max_duration"):
@@ -345,7 +369,7 @@ class Trainer:
         model.train()
         skip = self.resume_skip if epoch == self.resume_epoch else 0
         tot: Dict[str, float] = {"loss": 0.0, "frames": 0.0, "audio": 0.0}
-        t0 = time.time()
+        t0 = self._epoch_start = time.time()
         for batch_idx, batch in enumerate(loader, start=skip):
             if cfg.max_batches_per_epoch and batch_idx >= cfg.max_batches_per_epoch:
                 break
@@ -407,6 +431,7 @@ class Trainer:
                     self._prune_batch_checkpoints()
         elapsed = time.time() - t0
         self.train_seconds += elapsed
+        self._epoch_start = None
         if self.rank == 0:
             f = max(tot["frames"], 1.0)
             logging.info(

@@ -118,3 +118,16 @@ def test_unknown_subnet_lists_the_valid_ones_and_impossible_grids_fail_first(tin
         )
         assert out.returncode != 0 and message in out.stderr, out.stderr[-2000:]
         assert not list(exp.glob("*.pt"))
+
+
+def test_resume_refuses_a_changed_grid_and_mid_epoch_checkpoints_count_time(tiny_corpus, tmp_path):
+    root, lang = tiny_corpus
+    exp = tmp_path / "exp"
+    grid = "d2-w1.0-b32,d1-w0.5-b4"
+    run(one_epoch(train_cmd(root, lang, exp, "--subnets", grid)))
+    mid = torch.load(exp / "checkpoint-2.pt", weights_only=False)  # epoch 1 has 4 batches
+    end = torch.load(exp / "epoch-1.pt", weights_only=False)
+    assert 0 < mid["train_seconds"] < end["train_seconds"]
+    changed = train_cmd(root, lang, exp, "--subnets", grid, "--distill", "true", "--start-epoch", "2")
+    out = subprocess.run(changed, capture_output=True, text=True, env=_env())
+    assert out.returncode != 0 and "was trained with the nested plan" in out.stderr, out.stderr[-1500:]

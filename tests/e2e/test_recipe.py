@@ -174,7 +174,7 @@ def test_decode_writes_result_files(tiny_corpus, reference_run):
         res = reference_run / method
         assert list(res.glob("recogs-test-*.txt")) and list(res.glob("errs-test-*.txt"))
         assert list(res.glob("wer-summary-test-*.txt"))
-        assert "| decoding | test |" in out.stdout
+        assert "| subnet | params (M) | stored (MB) | compression | WER test | RTF |" in out.stdout
 
 
 def test_two_process_data_parallel_training(tiny_corpus, reference_run, tmp_path):

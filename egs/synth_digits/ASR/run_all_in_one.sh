@@ -31,11 +31,18 @@ aio_dir=$recipe/exp_all_in_one
 ind_root=$recipe/exp_individual
 out_dir=$recipe/all_in_one_comparison
 mkdir -p "$ind_root" "$out_dir"
-# The grid as explicit names (a preset name expands against the model's layer count).
-names=$(python3 -c "
-import sys; sys.path.insert(0, '../../..')
+# The grid as explicit names, expanded against the recipe's layer count as train.py does.
+names=$(python3 - "$subnets" "$recipe/train.py" <<'EOF2'
+import importlib.util, sys
+sys.path.insert(0, "../../..")
 from allinone.subnet import parse_subnets
-print(' '.join(s.name for s in parse_subnets('$subnets', 6)))")
+spec = importlib.util.spec_from_file_location("recipe_train", sys.argv[2])
+recipe = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(recipe)
+num_layers = recipe.RECIPE_DEFAULTS["model"]["num_layers"]
+print(" ".join(s.name for s in parse_subnets(sys.argv[1], num_layers)))
+EOF2
+)
 log "grid: $names"
 
 # One command per line; each writes its own log. Every training uses one thread.

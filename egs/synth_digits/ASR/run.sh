@@ -7,7 +7,8 @@
 #  stage 1: ./prepare.sh (synthesis, fbank, BPE and lang dir; skips finished stages)
 #  stage 2: train the Conformer transducer
 #  stage 3: decode test-seen and test-unseen: transducer greedy and modified beam search,
-#           CTC head through HLG (kaldifst graphs, kaldi-decoder)
+#           CTC head through HLG (kaldifst graphs, kaldi-decoder; LM scale 0.1, the best of
+#           a dev sweep in RESULTS.md: the digit strings are random, so the LM barely helps)
 set -euo pipefail
 
 stage=0
@@ -59,6 +60,7 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
       --exp-dir $exp_dir \
       --bpe-model data/lang_bpe_${vocab_size}/bpe.model \
       --lang-dir data/lang_bpe_${vocab_size} \
+      --ngram-lm-scale 0.1 \
       --decoding-method $method \
       --beam-size 4 | tee $exp_dir/wer-table-$method.md
   done

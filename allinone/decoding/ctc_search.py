@@ -39,7 +39,11 @@ class GraphDecoder:
     """
 
     def __init__(self, fst, beam: float = 20.0, max_active: int = 7000, output_offset: int = 0):
-        from kaldi_decoder import FasterDecoder, FasterDecoderOptions
+        import kaldifst
+        from kaldi_decoder import DecodableCtc, FasterDecoder, FasterDecoderOptions
+
+        self._decodable = DecodableCtc
+        self._linear_symbols = kaldifst.get_linear_symbol_sequence
 
         # FasterDecoder keeps a bare C++ reference to the graph: hold the Python object too.
         self.fst = fst
@@ -56,16 +60,13 @@ class GraphDecoder:
         Returns:
             output labels (minus ``output_offset``), epsilons removed.
         """
-        import kaldifst
-        from kaldi_decoder import DecodableCtc
-
         feats = np.ascontiguousarray((log_probs.float() * acoustic_scale).cpu().numpy(), dtype=np.float32)
-        self.decoder.decode(DecodableCtc(feats))
+        self.decoder.decode(self._decodable(feats))
         ok, best_path = self.decoder.get_best_path()
         if not ok:
             logging.warning("graph search found no path; returning an empty hypothesis")
             return []
-        ok, _, olabels, _ = kaldifst.get_linear_symbol_sequence(best_path)
+        ok, _, olabels, _ = self._linear_symbols(best_path)
         if not ok:
             return []
         return [label - self.output_offset for label in olabels if label != 0]

@@ -166,13 +166,8 @@ class Transducer(nn.Module):
         losses: Dict[str, torch.Tensor] = {}
         ranges = joiner_log_probs = ctc_log_probs = None
         if self.config.use_transducer:
-            symbols, boundary, decoder_out = self.lattice_inputs(encoder_out_lens, labels)
-            losses["simple"], ranges = self.simple_loss_and_ranges(
-                encoder_out, decoder_out, symbols, boundary, prune_range, am_scale, lm_scale
-            )
-            logits = self.pruned_logits(encoder_out, decoder_out, ranges)
-            losses["pruned"] = self._rnnt.rnnt_loss_pruned(
-                logits.float(), symbols, ranges, self.config.blank_id, boundary, reduction="none"
+            losses["simple"], losses["pruned"], ranges, logits, decoder_out = self._transducer_terms(
+                encoder_out, encoder_out_lens, labels, prune_range, am_scale, lm_scale
             )
             if teacher is not None:
                 on_teacher = self.pruned_logits(encoder_out, decoder_out, teacher.ranges)
@@ -255,7 +250,11 @@ class Transducer(nn.Module):
         ranges: torch.Tensor,
     ) -> torch.Tensor:
         """Full-joiner RNN-T loss (N,) on the pruned lattice given by ``ranges``."""
-        logits = self.pruned_logits(encoder_out, decoder_out, ranges)
+        return self._loss_of_pruned_logits(
+            self.pruned_logits(encoder_out, decoder_out, ranges), symbols, ranges, boundary
+        )
+
+    def _loss_of_pruned_logits(self, logits, symbols, ranges, boundary) -> torch.Tensor:
         return self._rnnt.rnnt_loss_pruned(
             logits.float(), symbols, ranges, self.config.blank_id, boundary, reduction="none"
         )
@@ -308,9 +307,16 @@ class Transducer(nn.Module):
         Returns:
             (simple_loss, pruned_loss): each (N,).
         """
+        return self._transducer_terms(encoder_out, encoder_out_lens, labels, prune_range, am_scale, lm_scale)[
+            :2
+        ]
+
+    def _transducer_terms(self, encoder_out, encoder_out_lens, labels, prune_range, am_scale, lm_scale):
+        """(simple_loss (N,), pruned_loss (N,), ranges (N, T, R), pruned logits (N, T, R, V), decoder_out)."""
         symbols, boundary, decoder_out = self.lattice_inputs(encoder_out_lens, labels)
         simple_loss, ranges = self.simple_loss_and_ranges(
             encoder_out, decoder_out, symbols, boundary, prune_range, am_scale, lm_scale
         )
-        pruned_loss = self.pruned_loss(encoder_out, decoder_out, symbols, boundary, ranges)
-        return simple_loss, pruned_loss
+        logits = self.pruned_logits(encoder_out, decoder_out, ranges)
+        pruned_loss = self._loss_of_pruned_logits(logits, symbols, ranges, boundary)
+        return simple_loss, pruned_loss, ranges, logits, decoder_out

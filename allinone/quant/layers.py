@@ -57,28 +57,27 @@ class QLinear(nn.Linear, QuantizedWeightMixin):
         return F.linear(x, self.quantized_weight(bits), self.bias)
 
 
-class QConv1d(nn.Conv1d, QuantizedWeightMixin):
+class _QConvMixin(QuantizedWeightMixin):
+    """Forward of a quantized ``nn.Conv1d``/``nn.Conv2d``: x (N, C_in, *spatial) -> (N, C_out, *spatial')."""
+
+    def forward(self, x: torch.Tensor, bits: int = FLOAT_BITS) -> torch.Tensor:
+        return self._conv_forward(x, self.quantized_weight(bits), self.bias)
+
+
+class QConv1d(_QConvMixin, nn.Conv1d):
     """``nn.Conv1d`` whose forward takes the bit-width of the calling subnet."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._add_steps()
 
-    def forward(self, x: torch.Tensor, bits: int = FLOAT_BITS) -> torch.Tensor:
-        """x: (N, C_in, T) -> (N, C_out, T')."""
-        return self._conv_forward(x, self.quantized_weight(bits), self.bias)
 
-
-class QConv2d(nn.Conv2d, QuantizedWeightMixin):
+class QConv2d(_QConvMixin, nn.Conv2d):
     """``nn.Conv2d`` whose forward takes the bit-width of the calling subnet."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._add_steps()
-
-    def forward(self, x: torch.Tensor, bits: int = FLOAT_BITS) -> torch.Tensor:
-        """x: (N, C_in, H, W) -> (N, C_out, H', W')."""
-        return self._conv_forward(x, self.quantized_weight(bits), self.bias)
 
 
 QUANT_LAYERS = (QLinear, QConv1d, QConv2d)

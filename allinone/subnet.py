@@ -15,11 +15,19 @@ Grammar (tokens joined by "-"):
     b<bits>[_<cls><bits>...]
                         default bit-width of quantized encoder weights, then per-class
                         overrides; classes are ``QUANT_CLASSES``
+    u<order> | u<i>[_<i>...]
+                        weight-tied unfolding (``allinone.unfold``): "rep" or "cyc" order,
+                        or the physical block of every logical layer; the depth ``d`` is
+                        then the logical depth and may exceed the number of blocks
+
+    d12-w1.0-b32-urep   6 physical blocks each run twice in a row as a 12-layer model
 """
 
 import re
 from dataclasses import dataclass, field, replace
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+from allinone.unfold import SCHEDULE_ORDERS, Schedule, ScheduleSpec, resolve_schedule
 
 FLOAT_BITS = 32
 SUPPORTED_BITS = (1, 2, 3, 4, 5, 6, 8, FLOAT_BITS)
@@ -45,14 +53,15 @@ class SubnetConfig:
             one entry per layer actually run.
         bits: default bit-width of quantized encoder weights (32 = float).
         class_bits: per-class overrides, as sorted ``(class, bits)`` pairs.
-        unfold: logical-to-physical layer map for weight-tied unfolding (None = identity).
+        unfold: weight-tied unfolding: an order ("rep", "cyc") or the physical block of
+            every logical layer (``allinone.unfold``); None = layer i runs block i.
     """
 
     depth: Optional[int] = None
     ffn_ratio: Union[float, Tuple[float, ...]] = 1.0
     bits: int = FLOAT_BITS
     class_bits: Tuple[Tuple[str, int], ...] = field(default_factory=tuple)
-    unfold: Optional[Tuple[int, ...]] = None
+    unfold: Optional[ScheduleSpec] = None
 
     def __post_init__(self):
         if self.depth is not None and self.depth < 1:
@@ -69,6 +78,18 @@ class SubnetConfig:
             if b not in SUPPORTED_BITS:
                 raise SubnetError(f"unsupported bit-width {b}; valid: {SUPPORTED_BITS}")
         object.__setattr__(self, "class_bits", tuple(sorted(dict(self.class_bits).items())))
+        if isinstance(self.unfold, str):
+            if self.unfold not in SCHEDULE_ORDERS:
+                raise SubnetError(f"unknown unfolding order {self.unfold!r}; valid: {SCHEDULE_ORDERS}")
+        elif self.unfold is not None:
+            unfold = tuple(int(i) for i in self.unfold)
+            if not unfold or min(unfold) < 0:
+                raise SubnetError(f"an unfolding schedule lists block indices >= 0, got {self.unfold}")
+            if self.depth is not None and len(unfold) != self.depth:
+                raise SubnetError(
+                    f"unfolding schedule {unfold} has {len(unfold)} layers for depth {self.depth}"
+                )
+            object.__setattr__(self, "unfold", unfold)
 
     # ------------------------------------------------------------------ queries
     def layer_ratio(self, layer: int) -> float:
@@ -86,11 +107,27 @@ class SubnetConfig:
         return all(self.bits_for(c) == FLOAT_BITS for c in QUANT_CLASSES)
 
     def resolved(self, num_layers: int) -> "SubnetConfig":
-        """This config with ``depth`` made concrete, checked against a model of ``num_layers``."""
-        depth = num_layers if self.depth is None else self.depth
-        if depth > num_layers:
+        """This config with ``depth`` made concrete, checked against a model of ``num_layers`` blocks."""
+        depth = self.depth
+        if depth is None:
+            depth = len(self.unfold) if isinstance(self.unfold, tuple) else num_layers
+        if self.unfold is None and depth > num_layers:
             raise SubnetError(f"subnet {self.name} needs {depth} layers, the model has {num_layers}")
+        if isinstance(self.ffn_ratio, tuple) and len(self.ffn_ratio) != depth:
+            raise SubnetError(f"{len(self.ffn_ratio)} per-layer FFN widths given for depth {depth}")
+        if self.unfold is not None:
+            try:
+                resolve_schedule(self.unfold, num_layers, depth)
+            except ValueError as e:
+                raise SubnetError(f"subnet {self.name}: {e}") from None
         return replace(self, depth=depth)
+
+    def schedule(self, num_layers: int) -> Schedule:
+        """Physical block of every logical layer this subnet runs, on a model of ``num_layers`` blocks."""
+        resolved = self.resolved(num_layers)
+        if self.unfold is None:
+            return tuple(range(resolved.depth))
+        return resolve_schedule(self.unfold, num_layers, resolved.depth)
 
     # ------------------------------------------------------------------ names
     @property
@@ -102,7 +139,9 @@ class SubnetConfig:
             w = "w" + _fmt_ratio(self.ffn_ratio)
         b = f"b{self.bits}" + "".join(f"_{c}{v}" for c, v in self.class_bits if v != self.bits)
         parts = [d, w, b]
-        if self.unfold is not None:
+        if isinstance(self.unfold, str):
+            parts.append("u" + self.unfold)
+        elif self.unfold is not None:
             parts.append("u" + "_".join(str(i) for i in self.unfold))
         return "-".join(parts)
 
@@ -138,7 +177,7 @@ class SubnetConfig:
                         pairs.append((m.group(1), int(m.group(2))))
                     kwargs["class_bits"] = tuple(pairs)
                 elif key == "u":
-                    kwargs["unfold"] = tuple(int(i) for i in rest.split("_"))
+                    kwargs["unfold"] = rest if rest.isalpha() else tuple(int(i) for i in rest.split("_"))
                 else:
                     raise SubnetError(f"unknown field {token!r} in subnet name {name!r}")
             except ValueError as e:
@@ -169,7 +208,8 @@ def preset_grids(num_layers: int) -> Dict[str, List[SubnetConfig]]:
     a 10-system grid that still spans each axis and reaches past 12.8x compression (the
     paper's lossless figure) with its two smallest systems; ``depth``, ``width`` and
     ``bits``: one axis each with the others at the full model; ``full``: the whole
-    24-system product.
+    24-system product; ``unfold``: the model as a seed, run weight-tied ("rep" order)
+    at 2, 5/3 and 4/3 times its depth, deepest first.
     """
     full, two_thirds, half = num_layers, max(1, round(num_layers * 2 / 3)), max(1, num_layers // 2)
     product = grid([full, two_thirds, half], [1.0, 0.5], [32, 8, 4, 2])
@@ -185,6 +225,12 @@ def preset_grids(num_layers: int) -> Dict[str, List[SubnetConfig]]:
         "width": [SubnetConfig(depth=full, ffn_ratio=r) for r in (1.0, 0.5, 0.25)],
         "bits": [SubnetConfig(depth=full, bits=b) for b in (32, 8, 4, 2)],
         "full": product,
+        "unfold": [
+            SubnetConfig(depth=d, unfold="rep")
+            for d in sorted({2 * full, round(full * 5 / 3), round(full * 4 / 3)}, reverse=True)
+            if d > full
+        ]
+        + [SubnetConfig(depth=full)],
     }
 
 

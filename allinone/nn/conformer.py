@@ -10,6 +10,12 @@ subnet: its running statistics summarise the activations of whichever network pr
 them. It therefore keeps one set of running statistics per subnet of the training grid
 (the affine scale and shift stay shared); ``conv_norm="layernorm"`` avoids running
 statistics altogether.
+
+Weight-tied unfolding (``allinone.unfold``) runs some blocks several times. Each
+occurrence of a block sees different activations, so it also keeps its own BatchNorm
+statistics (slot key ``"<subnet>@<k>"``); optionally (``unfold_relax``) each occurrence
+after the first gets a learnable per-channel gain and bias on the block output, a
+relaxation of the tying that costs ``2 * d_model`` parameters per occurrence.
 """
 
 from typing import Dict, Optional, Sequence, Tuple
@@ -23,6 +29,7 @@ from allinone.nn.normalize import utterance_cmvn
 from allinone.nn.subsampling import Conv2dSubsampling
 from allinone.quant.layers import QConv1d, QLinear
 from allinone.subnet import FLOAT_BITS, FULL, SubnetConfig, SubnetError
+from allinone.unfold import occurrence_key, occurrences
 
 LayerBits = Dict[str, int]  # bit-width per weight class of one layer ("ffn", "attn", "conv")
 
@@ -242,8 +249,11 @@ class ConformerEncoder(nn.Module):
         dropout: dropout rate.
         subsampling_channels: channels of the two subsampling convolutions.
         conv_norm: normalisation of the convolution modules ("batchnorm" or "layernorm").
-        norm_subnets: names of the subnets that keep their own BatchNorm running
-            statistics (the training grid); empty = one shared set, for single-system models.
+        norm_subnets: keys of the BatchNorm running-statistics sets: one per subnet of
+            the training grid, plus ``"<subnet>@<k>"`` for the k-th repeat of a block in an
+            unfolded subnet; empty = one shared set, for single-system models.
+        unfold_relax: repeats per block (occurrences after the first) that get their own
+            output gain and bias; 0 = exact weight tying.
     """
 
     def __init__(
@@ -258,6 +268,7 @@ class ConformerEncoder(nn.Module):
         subsampling_channels=(8, 32),
         conv_norm: str = "batchnorm",
         norm_subnets: Sequence[str] = (),
+        unfold_relax: int = 0,
     ):
         super().__init__()
         self.d_model = d_model
@@ -273,17 +284,37 @@ class ConformerEncoder(nn.Module):
             for _ in range(num_layers)
         )
         self.output_norm = nn.LayerNorm(d_model)
+        self.unfold_relax = unfold_relax
+        if unfold_relax > 0:
+            # (block, repeat, channel); identity at initialisation, so relaxing starts tied.
+            self.unfold_gain = nn.Parameter(torch.ones(num_layers, unfold_relax, d_model))
+            self.unfold_bias = nn.Parameter(torch.zeros(num_layers, unfold_relax, d_model))
 
-    def norm_slot(self, subnet: SubnetConfig) -> int:
-        """BatchNorm statistics set of a resolved ``subnet`` (0 when the model keeps one set)."""
+    def norm_slot(self, subnet: SubnetConfig, occurrence: int = 0) -> int:
+        """BatchNorm statistics set of a resolved ``subnet`` at the ``occurrence``-th use of a block.
+
+        Returns 0 when the model keeps a single set.
+        """
         if not self.norm_slots or self.conv_norm != "batchnorm":
             return 0
-        if subnet.name not in self.norm_slots:
+        key = occurrence_key(subnet.name, occurrence)
+        if key not in self.norm_slots:
             raise SubnetError(
                 f"subnet {subnet.name} has no BatchNorm statistics in this model; it was trained "
-                f"with: {', '.join(self.norm_slots)}"
+                f"with: {', '.join(k for k in self.norm_slots if '@' not in k)}"
             )
-        return self.norm_slots[subnet.name]
+        return self.norm_slots[key]
+
+    def _relax(self, x: torch.Tensor, block: int, occurrence: int, subnet: SubnetConfig) -> torch.Tensor:
+        """Per-occurrence output affine of an unfolded block (identity for first uses)."""
+        if occurrence == 0 or self.unfold_relax == 0:
+            return x
+        if occurrence > self.unfold_relax:
+            raise SubnetError(
+                f"subnet {subnet.name} runs block {block} {occurrence + 1} times; this model relaxes "
+                f"at most {self.unfold_relax + 1} uses per block"
+            )
+        return x * self.unfold_gain[block, occurrence - 1] + self.unfold_bias[block, occurrence - 1]
 
     def forward(
         self, x: torch.Tensor, x_lens: torch.Tensor, subnet: SubnetConfig = FULL
@@ -293,16 +324,19 @@ class ConformerEncoder(nn.Module):
         Args:
             x: (N, T, num_features) features.
             x_lens: (N,) valid frame counts.
-            subnet: which layers (1..depth), FFN width and weight bit-widths to run.
+            subnet: which layers (1..depth, or its unfolding schedule), FFN width and weight
+                bit-widths to run.
         Returns:
             (encoder_out, encoder_out_lens): (N, T', d_model) and (N,).
         """
+        schedule = subnet.schedule(self.num_layers)
         subnet = subnet.resolved(self.num_layers)
-        slot = self.norm_slot(subnet)
         bits = {c: subnet.bits_for(c) for c in ("ffn", "attn", "conv")}
         x, x_lens = self.embed(utterance_cmvn(x, x_lens), x_lens, subnet.bits_for("subsampling"))
         pad_mask = make_pad_mask(x_lens, x.size(1))
         pos_emb = self.pos_enc(x.size(1), device=x.device, dtype=x.dtype)
-        for i, layer in enumerate(self.layers[: subnet.depth]):
-            x = layer(x, pos_emb, pad_mask, subnet.layer_ratio(i), bits, slot)
+        for i, (block, occurrence) in enumerate(zip(schedule, occurrences(schedule))):
+            slot = self.norm_slot(subnet, occurrence)
+            x = self.layers[block](x, pos_emb, pad_mask, subnet.layer_ratio(i), bits, slot)
+            x = self._relax(x, block, occurrence, subnet)
         return self.output_norm(x), x_lens

@@ -36,6 +36,8 @@ class ModelConfig:
     use_ctc: bool = False
     # Subnets of the training grid; each keeps its own conv-module BatchNorm statistics.
     norm_subnets: Tuple[str, ...] = ()
+    # Repeats per block with their own output gain/bias in unfolded subnets (0 = exact tying).
+    unfold_relax: int = 0
 
     def __post_init__(self):
         if not (self.use_transducer or self.use_ctc):
@@ -103,6 +105,7 @@ class Transducer(nn.Module):
             dropout=config.dropout,
             conv_norm=config.conv_norm,
             norm_subnets=config.norm_subnets,
+            unfold_relax=config.unfold_relax,
         )
         self.decoder = StatelessDecoder(
             config.vocab_size, config.decoder_dim, config.blank_id, config.context_size

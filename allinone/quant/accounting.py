@@ -4,8 +4,11 @@ The accounting rule (used in every results table): quantized weights count ``bit
 entry plus one 32-bit step per quantized tensor; everything else (biases, norms,
 embeddings, decoder, joiner, CTC head, the subnet's BatchNorm running statistics) counts
 32 bits. Only what the subnet runs is counted: layers ``1..depth``, the prefix of each
-FFN's hidden units. The simple-loss projections of the transducer are training-only and
-not part of a deployed system. Compression ratio = float32 size of the full model /
+FFN's hidden units. A weight-tied (unfolded) subnet stores each physical block it runs
+once, at the widest FFN prefix any of its uses needs, plus the per-occurrence state
+of repeats (BatchNorm running statistics, the optional relaxation gain and bias). The
+simple-loss projections of the transducer are training-only and not part of a deployed
+system. Compression ratio = float32 size of the full model /
 stored size of the subnet.
 """
 
@@ -16,6 +19,7 @@ import torch.nn as nn
 from allinone.nn.conformer import ConformerEncoder, FeedForward, SubnetBatchNorm
 from allinone.quant.layers import QUANT_LAYERS
 from allinone.subnet import FLOAT_BITS, SubnetConfig, full_subnet
+from allinone.unfold import occurrences
 
 # Parts of a Transducer that only shape the training loss.
 TRAINING_ONLY = ("simple_am_proj", "simple_lm_proj")
@@ -78,11 +82,16 @@ def ffn_footprint(ffn: FeedForward, ratio: float, bits: int) -> Footprint:
 
 def encoder_footprint(encoder: ConformerEncoder, subnet: SubnetConfig) -> Footprint:
     """What ``subnet`` runs of the encoder."""
+    schedule = subnet.schedule(encoder.num_layers)
     subnet = subnet.resolved(encoder.num_layers)
     fp = dense_footprint(encoder.embed, subnet.bits_for("subsampling"))
     fp += dense_footprint(encoder.pos_enc)
-    for i, layer in enumerate(encoder.layers[: subnet.depth]):
-        ratio = subnet.layer_ratio(i)
+    widest: dict = {}  # physical block -> widest FFN ratio its uses need
+    for i, block in enumerate(schedule):
+        widest[block] = max(widest.get(block, 0.0), subnet.layer_ratio(i))
+    repeats = [k for k in occurrences(schedule) if k > 0]
+    for block, ratio in sorted(widest.items()):
+        layer = encoder.layers[block]
         for name, child in layer.named_children():
             if isinstance(child, FeedForward):
                 fp += ffn_footprint(child, ratio, subnet.bits_for("ffn"))
@@ -92,6 +101,10 @@ def encoder_footprint(encoder: ConformerEncoder, subnet: SubnetConfig) -> Footpr
                 fp += dense_footprint(child, subnet.bits_for("conv"))
             else:
                 fp += dense_footprint(child)
+    for _ in repeats:
+        fp.add(2 * encoder.d_model, FLOAT_BITS, is_param=False)  # its BatchNorm statistics
+        if encoder.unfold_relax:
+            fp.add(2 * encoder.d_model, FLOAT_BITS)  # its output gain and bias
     fp += dense_footprint(encoder.output_norm)
     return fp
 

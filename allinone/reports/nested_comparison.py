@@ -61,7 +61,7 @@ def train_seconds(exp_dir: Path, epoch: int) -> float:
     return float(state["train_seconds"])
 
 
-def _test(a: DecodedSubnet, b: DecodedSubnet, alpha: float) -> Dict[str, Dict]:
+def mapsswe_per_set(a: DecodedSubnet, b: DecodedSubnet, alpha: float) -> Dict[str, Dict]:
     """MAPSSWE of a against b per test set: p-value and which is better ("A", "B" or "same")."""
     out = {}
     for test_set in a.wer:
@@ -79,7 +79,7 @@ def compare(aio_dir: Path, individual_root: Path, method: str, epoch: int, alpha
     rows = []
     for name, a in aio.items():
         b = individual[name]
-        vs_twin = _test(a, b, alpha)
+        vs_twin = mapsswe_per_set(a, b, alpha)
         rows.append(
             {
                 "subnet": name,
@@ -92,9 +92,11 @@ def compare(aio_dir: Path, individual_root: Path, method: str, epoch: int, alpha
                 "individual_rtf": b.rtf,
                 "aio_vs_individual": vs_twin,
                 "aio_significantly_worse": any(t["better"] == "B" for t in vs_twin.values()),
-                "aio_lossless": not any(t["better"] == "B" for t in _test(a, baseline, alpha).values()),
+                "aio_lossless": not any(
+                    t["better"] == "B" for t in mapsswe_per_set(a, baseline, alpha).values()
+                ),
                 "individual_lossless": not any(
-                    t["better"] == "B" for t in _test(b, baseline, alpha).values()
+                    t["better"] == "B" for t in mapsswe_per_set(b, baseline, alpha).values()
                 ),
                 "individual_seconds": train_seconds(Path(individual_root) / name, epoch),
             }

@@ -49,6 +49,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, defaults: Dict) -> None
         "distill": "add KL from the detached largest subnet to every other subnet",
         "distill_scale": "weight of a student's KL term",
         "student_label_scale": "weight of a student's label losses when distilling",
+        "distill_start_batch": "global batch from which distillation runs (labels only before it)",
+        "unfold_relax": "give each repeat of an unfolded block its own output gain and bias",
     }
     for name, value in base.to_dict().items():
         if name == "model":
@@ -62,11 +64,14 @@ def add_train_arguments(parser: argparse.ArgumentParser, defaults: Dict) -> None
             parser.add_argument(flag, type=Path, default=default, help=helps.get(name))
         else:
             parser.add_argument(flag, type=kind, default=default, help=helps.get(name))
+    # "extend" appends to the recipe's defaults, so --model num_layers=12 changes one
+    # value and keeps the rest (later keys win in parse_model_overrides).
     parser.add_argument(
         "--model",
         nargs="*",
+        action="extend",
         default=[f"{k}={v}" for k, v in defaults.get("model", {}).items()],
-        help="model hyper-parameters as key=value (e.g. d_model=144 num_layers=6 ffn_dim=576)",
+        help="model hyper-parameters as key=value, overriding the recipe's (e.g. num_layers=12)",
     )
 
 

@@ -9,7 +9,7 @@ distributions and scale their label losses down (``student_label_scale``).
 
 import random
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -29,10 +29,15 @@ class NestedPlan:
         subnets: the training grid, largest (teacher) first, smallest last.
         policy: "all", "sandwich" or "auto" (all up to ``AUTO_ALL_MAX`` subnets, else sandwich).
         sandwich_k: random middle subnets per step under the sandwich rule.
-        loss_weights: per-subnet weight of its whole loss (missing = 1).
+        loss_weights: per-subnet weight of its label losses (missing = 1).
         distill: add KL from the detached largest subnet to every other one.
-        distill_scale: weight of the KL terms of a student.
+        distill_scale: weight of the KL terms of a student (not multiplied by its loss weight,
+            so unfolding's ``deepest + alpha * seed + beta * KL`` is ``seed=alpha``,
+            ``distill_scale=beta``, ``student_label_scale=1``).
         student_label_scale: weight of a student's label losses when distilling.
+        distill_start: first global batch with KL terms; before it every subnet learns
+            from the labels alone, so a teacher still on the blank-only plateau does
+            not pin its students there.
     """
 
     subnets: tuple
@@ -42,6 +47,7 @@ class NestedPlan:
     distill: bool = False
     distill_scale: float = 1.0
     student_label_scale: float = 0.5
+    distill_start: int = 0
 
     def __post_init__(self):
         if self.policy not in POLICIES:
@@ -58,6 +64,10 @@ class NestedPlan:
     @property
     def teacher(self) -> SubnetConfig:
         return self.subnets[0]
+
+    def distills_at(self, step: int) -> bool:
+        """Whether students get KL terms at global batch ``step``."""
+        return self.distill and step >= self.distill_start
 
     def weight(self, name: str) -> float:
         return dict(self.loss_weights).get(name, 1.0)
@@ -83,10 +93,10 @@ class NestedPlan:
 
 
 def order_by_size(
-    subnets: Sequence[SubnetConfig], size_of: Callable[[SubnetConfig], float]
+    subnets: Sequence[SubnetConfig], size_of: Callable[[SubnetConfig], Any]
 ) -> List[SubnetConfig]:
-    """Largest first, smallest last (stable for ties), by ``size_of`` (e.g. stored bytes)."""
-    return sorted(subnets, key=lambda s: -size_of(s))
+    """Largest first, smallest last (stable for ties), by ``size_of`` (stored bytes, or a tuple)."""
+    return sorted(subnets, key=size_of, reverse=True)
 
 
 def parse_loss_weights(spec: str) -> tuple:
@@ -153,14 +163,15 @@ def combine_subnet_losses(
 ) -> torch.Tensor:
     """Weighted per-utterance total (N,) over subnets and heads.
 
-    A subnet's total is ``w_subnet * (label_scale * sum_k head_weights[k] * L_k + distill_scale * KL)``
+    A subnet's total is ``w_subnet * label_scale * sum_k head_weights[k] * L_k + distill_scale * KL``
     where the KL of the CTC head is scaled like its label loss and ``label_scale`` is
-    ``student_label_scale`` for students when distilling, else 1.
+    ``student_label_scale`` for students with KL terms, else 1.
     """
     total = None
     for name, losses in per_subnet.items():
         student = plan.distill and name != teacher_name and any(k.startswith("kl") for k in losses)
         label_scale = plan.student_label_scale if student else 1.0
+        label_weight = plan.weight(name) * label_scale
         t = 0.0
         for k, v in losses.items():
             if k == "kl":
@@ -168,7 +179,6 @@ def combine_subnet_losses(
             elif k == "kl_ctc":
                 t = t + plan.distill_scale * head_weights["ctc"] * v
             else:
-                t = t + label_scale * head_weights[k] * v
-        t = plan.weight(name) * t
+                t = t + label_weight * head_weights[k] * v
         total = t if total is None else total + t
     return total

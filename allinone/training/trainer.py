@@ -43,6 +43,7 @@ from allinone.training.nested import (
     parse_loss_weights,
 )
 from allinone.training.schedule import WarmupDecaySchedule, transducer_loss_scales
+from allinone.unfold import max_occurrences, statistics_keys
 from allinone.utils.checkpoint import get_rng_state, load_checkpoint, save_checkpoint_atomic, set_rng_state
 from allinone.utils.dist import all_reduce_sum, cleanup_dist, setup_dist
 from allinone.utils.log import setup_logger
@@ -97,6 +98,8 @@ class TrainConfig:
     distill: bool = False
     distill_scale: float = 1.0
     student_label_scale: float = 0.5
+    distill_start_batch: int = 0
+    unfold_relax: bool = False
     model: Dict = field(default_factory=dict)
 
     def to_dict(self) -> Dict:
@@ -148,13 +151,17 @@ class Trainer:
                 **cfg.model,
                 "vocab_size": self.tokenizer.vocab_size,
                 "blank_id": self.tokenizer.blank_id,
-                "norm_subnets": tuple(s.name for s in subnets) if len(subnets) > 1 else (),
+                "norm_subnets": tuple(statistics_keys(subnets, num_layers)),
+                "unfold_relax": max(max_occurrences(s.schedule(num_layers)) for s in subnets) - 1
+                if cfg.unfold_relax
+                else 0,
             },
         )
         torch.manual_seed(cfg.seed)
         self.model_cfg = model_cfg
         self.model = build_model(model_cfg, cfg.loss_backend)
-        sizes = {s.name: subnet_footprint(self.model, s).stored_bits for s in subnets}
+        # Largest first by stored size, then by logical depth (unfolded subnets tie on size).
+        sizes = {s.name: (subnet_footprint(self.model, s).stored_bits, s.depth) for s in subnets}
         self.plan = NestedPlan(
             subnets=tuple(order_by_size(subnets, lambda s: sizes[s.name])),
             policy=cfg.subnet_policy,
@@ -163,6 +170,7 @@ class Trainer:
             distill=cfg.distill,
             distill_scale=cfg.distill_scale,
             student_label_scale=cfg.student_label_scale,
+            distill_start=cfg.distill_start_batch,
         )
         self.train_module: nn.Module = NestedLoss(self.model)
         self.train_seconds = 0.0  # training-loop wall time of finished epochs (validation excluded)
@@ -193,6 +201,7 @@ class Trainer:
             "distill": p.distill,
             "distill_scale": p.distill_scale,
             "student_label_scale": p.student_label_scale,
+            "distill_start": p.distill_start,
         }
 
     def _state(self, epoch: int, batches_done: int) -> Dict:
@@ -241,12 +250,15 @@ class Trainer:
         else:
             return
         state = load_checkpoint(path)
-        if state["model_config"] != self.model_cfg.to_dict():
+        # from_dict fills options added after the checkpoint was written with their defaults.
+        if ModelConfig.from_dict(state["model_config"]).to_dict() != self.model_cfg.to_dict():
             raise ValueError(
                 f"{path} was trained with model config {state['model_config']}, "
                 f"but this run builds {self.model_cfg.to_dict()}"
             )
         saved_plan = state.get("nested_plan")
+        if saved_plan is not None:
+            saved_plan = {"distill_start": 0, **saved_plan}  # written before delayed distillation
         if saved_plan is not None and saved_plan != self._plan_signature():
             raise ValueError(
                 f"{path} was trained with the nested plan {saved_plan}, but this run asks for "
@@ -298,7 +310,7 @@ class Trainer:
             feature_lens,
             labels,
             subnets=subnets,
-            distill=train and self.plan.distill,
+            distill=train and self.plan.distills_at(self.batch_idx_train),
             prune_range=self.cfg.prune_range,
             am_scale=self.cfg.am_scale,
             lm_scale=self.cfg.lm_scale,

@@ -9,7 +9,7 @@ import os
 import random
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, BinaryIO, Callable, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -19,12 +19,15 @@ class CheckpointError(RuntimeError):
     """A checkpoint that is missing, truncated or corrupt."""
 
 
-def save_checkpoint_atomic(state: Dict[str, Any], path) -> Path:
-    """Write ``state`` to ``path`` atomically (temporary file, fsync, rename).
+def write_atomic(path, write: Callable[[BinaryIO], None]) -> Path:
+    """Create ``path`` through ``write(f)`` on a temporary file, then fsync and rename.
+
+    A crash or an exception in ``write`` leaves the previous ``path`` (if any) untouched
+    and no temporary file behind.
 
     Args:
-        state: anything ``torch.save`` accepts.
         path: destination file.
+        write: fills the open binary file it is given.
     Returns:
         The destination path.
     """
@@ -33,7 +36,7 @@ def save_checkpoint_atomic(state: Dict[str, Any], path) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -48,6 +51,11 @@ def save_checkpoint_atomic(state: Dict[str, Any], path) -> Path:
     finally:
         os.close(dir_fd)
     return path
+
+
+def save_checkpoint_atomic(state: Dict[str, Any], path) -> Path:
+    """Write ``state`` (anything ``torch.save`` accepts) to ``path`` atomically; returns the path."""
+    return write_atomic(path, lambda f: torch.save(state, f))
 
 
 def load_checkpoint(path, map_location="cpu") -> Dict[str, Any]:

@@ -59,7 +59,13 @@ def test_one_multi_subnet_step_gives_the_sum_of_per_subnet_gradients(distill):
 
 
 def test_students_weigh_label_loss_and_kl_as_configured():
-    plan = NestedPlan(GRID[:2], distill=True, distill_scale=1.0, student_label_scale=0.5)
+    plan = NestedPlan(
+        GRID[:2],
+        distill=True,
+        distill_scale=1.0,
+        student_label_scale=0.5,
+        loss_weights=((GRID[1].name, 3.0),),
+    )
     one = torch.ones(2)
     per = {
         GRID[0].name: {"pruned": one * 2, "ctc": one * 10},
@@ -67,7 +73,8 @@ def test_students_weigh_label_loss_and_kl_as_configured():
     }
     total = combine_subnet_losses(per, HEADS, plan, GRID[0].name)
     teacher = 2 + 0.2 * 10
-    student = 0.5 * (4 + 0.2 * 20) + 1.0 * (3 + 0.2 * 5)
+    # the subnet weight scales its label losses, not its KL
+    student = 3.0 * 0.5 * (4 + 0.2 * 20) + 1.0 * (3 + 0.2 * 5)
     torch.testing.assert_close(total, one * (teacher + student))
 
 

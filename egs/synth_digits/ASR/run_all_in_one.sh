@@ -45,18 +45,8 @@ EOF2
 )
 log "grid: $names"
 
-# One command per line; each writes its own log. Every training uses one thread.
-run_queue() {
-  xargs -P "$jobs" -d '\n' -I CMD env OMP_NUM_THREADS=1 bash -c CMD
-}
-
-# A run killed part-way resumes from its newest epoch-K.pt (its train_seconds carry over).
-resume_flag() {
-  local last
-  last=$(find "$1" -maxdepth 1 -name 'epoch-*.pt' 2>/dev/null | sed 's/.*epoch-\([0-9]*\)\.pt/\1/' | sort -n | tail -1)
-  [ -n "$last" ] && echo "--start-epoch $((last + 1))"
-  return 0
-}
+# run_queue (one thread per training) and resume_flag (continue from the newest epoch-K.pt)
+. ../../../utils/train_queue.sh
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   log "stage 1: training ($num_epochs epochs each, $jobs at a time)"

@@ -8,13 +8,19 @@ Usage (from egs/synth_digits/ASR, after ./prepare.sh):
   # one all-in-one step as run_all_in_one.sh trains it
   ./conformer_transducer/benchmark_memory.py --subnets default --subnet-policy sandwich \
     --sandwich-k 1 --distill true
+  # the plain 12-layer model, and a 6-block seed unfolded to 12 as run_unfolding.sh trains it
+  ./conformer_transducer/benchmark_memory.py --model num_layers=12
+  ./conformer_transducer/benchmark_memory.py --subnets unfold --subnet-policy sandwich \
+    --sandwich-k 1 --distill true
 
 Runs --num-batches real training batches (forward, backward, AdamW; the largest batches
 of the train set, so the peak is the worst case at --max-duration) and prints one markdown
-row: resident memory before the steps, the peak during them, and the increase.
+row: resident memory before the steps, the peak during them, and the increase;
+--json-out appends the same numbers as one JSON line.
 """
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -30,6 +36,7 @@ from allinone.training.cli import str2bool  # noqa: E402
 from allinone.training.memory import measure_peak  # noqa: E402
 from allinone.training.nested import NestedLoss, NestedPlan, combine_subnet_losses  # noqa: E402
 from allinone.training.trainer import parse_model_overrides  # noqa: E402
+from allinone.unfold import max_occurrences, statistics_keys  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmark_step import RECIPE_DEFAULTS  # noqa: E402
@@ -66,7 +73,15 @@ def main() -> None:
     p.add_argument(
         "--cuts", type=Path, default=RECIPE_DEFAULTS["manifest_dir"] / RECIPE_DEFAULTS["train_cuts"]
     )
-    p.add_argument("--model", nargs="*", default=[f"{k}={v}" for k, v in RECIPE_DEFAULTS["model"].items()])
+    p.add_argument("--unfold-relax", type=str2bool, default=False)
+    p.add_argument(
+        "--model",
+        nargs="*",
+        action="extend",
+        default=[f"{k}={v}" for k, v in RECIPE_DEFAULTS["model"].items()],
+        help="key=value model options overriding the recipe's (e.g. num_layers=12)",
+    )
+    p.add_argument("--json-out", type=Path, help="append the measurement as one JSON line here")
     p.add_argument("--num-threads", type=int, default=1)
     args = p.parse_args()
 
@@ -81,7 +96,10 @@ def main() -> None:
     cfg = ModelConfig(
         vocab_size=tok.vocab_size,
         use_ctc=RECIPE_DEFAULTS.get("use_ctc", False),
-        norm_subnets=tuple(s.name for s in subnets) if len(subnets) > 1 else (),
+        norm_subnets=tuple(statistics_keys(subnets, num_layers)),
+        unfold_relax=max(max_occurrences(s.schedule(num_layers)) for s in subnets) - 1
+        if args.unfold_relax
+        else 0,
         **overrides,
     )
     model = Transducer(cfg).train()
@@ -101,6 +119,18 @@ def main() -> None:
     m = measure_peak(steps)
     audio = max(float(lens.sum()) * 0.01 for _, lens, _ in batches)
     runs = ", ".join(str(len(r)) for r in step_subnets)
+    if args.json_out:
+        record = {
+            "subnets": args.subnets or subnets[0].name,
+            "num_layers": num_layers,
+            "policy": plan.effective_policy(),
+            "subnets_per_step": [len(r) for r in step_subnets],
+            "distill": plan.distill,
+            "params": sum(p.numel() for p in model.parameters()),
+            **m,
+        }
+        with open(args.json_out, "a") as f:
+            f.write(json.dumps(record) + "\n")
     print(
         f"| {args.subnets or subnets[0].name} | {plan.effective_policy()} | {runs} | {plan.distill} | "
         f"{audio:.0f} s | {m['rss_before_mb']:.0f} | {m['peak_mb']:.0f} | {m['step_peak_increase_mb']:.0f} |"

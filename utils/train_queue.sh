@@ -1,0 +1,17 @@
+# Helpers for recipe scripts that run many trainings side by side. Source it:
+#   . ../../../utils/train_queue.sh
+# run_queue:   reads one shell command per line and runs $jobs of them at once, each with
+#              one CPU thread, so every run sees the same conditions (timings comparable)
+# resume_flag: "--start-epoch K+1" when DIR holds epoch-K.pt files (the newest K), else
+#              nothing, so an interrupted run continues where it stopped
+
+run_queue() {
+  xargs -P "$jobs" -d '\n' -I CMD env OMP_NUM_THREADS=1 bash -c CMD
+}
+
+resume_flag() {
+  local last
+  last=$(find "$1" -maxdepth 1 -name 'epoch-*.pt' 2>/dev/null | sed 's/.*epoch-\([0-9]*\)\.pt/\1/' | sort -n | tail -1)
+  [ -n "$last" ] && echo "--start-epoch $((last + 1))"
+  return 0
+}

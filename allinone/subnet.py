@@ -30,13 +30,24 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 from allinone.unfold import SCHEDULE_ORDERS, Schedule, ScheduleSpec, resolve_schedule
 
 FLOAT_BITS = 32
-SUPPORTED_BITS = (1, 2, 3, 4, 5, 6, 8, FLOAT_BITS)
+# "bmix": every layer at its own bit-width, learned by one-stage mixed precision
+# (``allinone.quant.mixed``) or fixed by a bit map.
+MIXED_BITS = 0
+SUPPORTED_BITS = (1, 2, 3, 4, 5, 6, 8, FLOAT_BITS, MIXED_BITS)
 # Weight groups of the encoder that can take their own bit-width.
 QUANT_CLASSES = ("subsampling", "ffn", "attn", "conv")
 
 
 class SubnetError(ValueError):
     """A subnet name or config that is malformed or impossible for a model."""
+
+
+def _fmt_bits(b: int) -> str:
+    return "mix" if b == MIXED_BITS else str(b)
+
+
+def _parse_bits(text: str) -> int:
+    return MIXED_BITS if text == "mix" else int(text)
 
 
 def _fmt_ratio(r: float) -> str:
@@ -51,7 +62,8 @@ class SubnetConfig:
         depth: encoder layers to run (1..depth); None = every layer of the model.
         ffn_ratio: FFN width fraction in (0, 1], one float for all layers or a tuple with
             one entry per layer actually run.
-        bits: default bit-width of quantized encoder weights (32 = float).
+        bits: default bit-width of quantized encoder weights (32 = float, ``MIXED_BITS``
+            = each layer's own learned or fixed bit-width).
         class_bits: per-class overrides, as sorted ``(class, bits)`` pairs.
         unfold: weight-tied unfolding: an order ("rep", "cyc") or the physical block of
             every logical layer (``allinone.unfold``); None = layer i runs block i.
@@ -137,7 +149,9 @@ class SubnetConfig:
             w = "w" + "_".join(_fmt_ratio(r) for r in self.ffn_ratio)
         else:
             w = "w" + _fmt_ratio(self.ffn_ratio)
-        b = f"b{self.bits}" + "".join(f"_{c}{v}" for c, v in self.class_bits if v != self.bits)
+        b = f"b{_fmt_bits(self.bits)}" + "".join(
+            f"_{c}{_fmt_bits(v)}" for c, v in self.class_bits if v != self.bits
+        )
         parts = [d, w, b]
         if isinstance(self.unfold, str):
             parts.append("u" + self.unfold)
@@ -168,13 +182,13 @@ class SubnetConfig:
                     kwargs["ffn_ratio"] = ratios[0] if len(ratios) == 1 else ratios
                 elif key == "b":
                     first, *overrides = rest.split("_")
-                    kwargs["bits"] = int(first)
+                    kwargs["bits"] = _parse_bits(first)
                     pairs = []
                     for o in overrides:
-                        m = re.fullmatch(r"([a-z]+)(\d+)", o)
+                        m = re.fullmatch(r"([a-z]+?)(\d+|mix)", o)
                         if not m:
                             raise SubnetError(f"bad bit override {o!r} in {name!r}")
-                        pairs.append((m.group(1), int(m.group(2))))
+                        pairs.append((m.group(1), _parse_bits(m.group(2))))
                     kwargs["class_bits"] = tuple(pairs)
                 elif key == "u":
                     kwargs["unfold"] = rest if rest.isalpha() else tuple(int(i) for i in rest.split("_"))

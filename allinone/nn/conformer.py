@@ -81,8 +81,8 @@ class FeedForward(nn.Module):
             (N, T, d_model).
         """
         k = self.hidden_units(ratio)
-        w1 = self.linear1.quantized_weight(bits, self.linear1.weight[:k])
-        w2 = self.linear2.quantized_weight(bits, self.linear2.weight[:, :k])
+        w1 = self.linear1.quantized_weight(bits, out_units=k)
+        w2 = self.linear2.quantized_weight(bits, in_units=k)
         hidden = F.silu(F.linear(x, w1, self.linear1.bias[:k]))
         return F.linear(self.dropout(hidden), w2, self.linear2.bias)
 

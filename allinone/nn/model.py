@@ -12,6 +12,8 @@ from allinone.losses.distill import masked_kl
 from allinone.nn.conformer import ConformerEncoder
 from allinone.nn.decoder import StatelessDecoder
 from allinone.nn.joiner import Joiner
+from allinone.quant.layers import configure_quantizers
+from allinone.quant.quantizer import QuantConfig
 from allinone.subnet import FULL, SubnetConfig
 
 
@@ -38,6 +40,17 @@ class ModelConfig:
     norm_subnets: Tuple[str, ...] = ()
     # Repeats per block with their own output gain/bias in unfolded subnets (0 = exact tying).
     unfold_relax: int = 0
+    # Weight quantizers of every encoder layer (allinone.quant.quantizer.QuantConfig).
+    quantizer: str = "lsq"
+    quant_granularity: str = "tensor"
+    quant_group_size: int = 32
+    gq_mu: float = 255.0
+    # One-stage mixed precision: candidate bit-widths as "2,3,4,6,8" ("" = off).
+    mp_candidates: str = ""
+
+    def quant_config(self) -> QuantConfig:
+        cands = tuple(int(b) for b in self.mp_candidates.split(",") if b.strip())
+        return QuantConfig(self.quantizer, self.quant_granularity, self.quant_group_size, self.gq_mu, cands)
 
     def __post_init__(self):
         if not (self.use_transducer or self.use_ctc):
@@ -116,6 +129,11 @@ class Transducer(nn.Module):
         self.ctc_output = nn.Linear(config.d_model, config.vocab_size) if config.use_ctc else None
         get_rnnt_backend(loss_backend)  # fail at construction, not at the first step
         self.loss_backend = loss_backend
+        quant = config.quant_config()
+        if quant != QuantConfig():
+            # The layers are built with per-tensor LSQ; only other choices rebuild them, so
+            # the parameter order (and with it optimizer state of older runs) is unchanged.
+            configure_quantizers(self.encoder, quant)
 
     @property
     def _rnnt(self):

@@ -18,7 +18,7 @@ import torch.nn as nn
 
 from allinone.nn.conformer import ConformerEncoder, FeedForward, SubnetBatchNorm
 from allinone.quant.layers import QUANT_LAYERS
-from allinone.subnet import FLOAT_BITS, SubnetConfig, full_subnet
+from allinone.subnet import FLOAT_BITS, MIXED_BITS, SubnetConfig, full_subnet
 from allinone.unfold import occurrences
 
 # Parts of a Transducer that only shape the training loss.
@@ -46,10 +46,10 @@ class Footprint:
         return self.stored_bits / 8
 
 
-def _quant_weight(fp: Footprint, numel: int, bits: int) -> None:
-    fp.add(numel, bits)
-    if bits < FLOAT_BITS:
-        fp.add(1, FLOAT_BITS, is_param=False)  # the step of this tensor at this bit-width
+def _quant_weight(fp: Footprint, layer, bits: int, out_units=None, in_units=None) -> None:
+    """The (sliced) weight of a quantized layer: codes plus its steps or codebook at ``bits``."""
+    fp.params += layer.slice_weight(out_units, in_units).numel()
+    fp.stored_bits += layer.weight_storage_bits(bits, out_units, in_units)
 
 
 def dense_footprint(module: nn.Module, bits: int = FLOAT_BITS) -> Footprint:
@@ -59,8 +59,10 @@ def dense_footprint(module: nn.Module, bits: int = FLOAT_BITS) -> Footprint:
         if isinstance(m, nn.ParameterDict):
             continue  # quantizer steps: counted with their weight
         for name, p in m.named_parameters(recurse=False):
+            if isinstance(m, QUANT_LAYERS) and name == "mp_logits":
+                continue  # the bit-width search state; a finalised layer stores its bits only
             if isinstance(m, QUANT_LAYERS) and name == "weight":
-                _quant_weight(fp, p.numel(), bits)
+                _quant_weight(fp, m, bits)
             else:
                 fp.add(p.numel(), FLOAT_BITS)
         if isinstance(m, SubnetBatchNorm):
@@ -73,9 +75,9 @@ def ffn_footprint(ffn: FeedForward, ratio: float, bits: int) -> Footprint:
     k = ffn.hidden_units(ratio)
     d = ffn.linear1.in_features
     fp = Footprint()
-    _quant_weight(fp, k * d, bits)
+    _quant_weight(fp, ffn.linear1, bits, out_units=k)
     fp.add(k, FLOAT_BITS)  # linear1 bias
-    _quant_weight(fp, d * k, bits)
+    _quant_weight(fp, ffn.linear2, bits, in_units=k)
     fp.add(d, FLOAT_BITS)  # linear2 bias
     return fp
 
@@ -125,3 +127,27 @@ def float_model_bytes(model: nn.Module) -> float:
 
 def compression_ratio(model: nn.Module, subnet: SubnetConfig) -> float:
     return float_model_bytes(model) / subnet_footprint(model, subnet).stored_bytes
+
+
+def average_weight_bits(model: nn.Module, subnet: SubnetConfig) -> float:
+    """Mean bit-width of the encoder weights ``subnet`` quantizes, weighted by their size.
+
+    Counts the weights of the quantized layers of the blocks the subnet runs (each
+    physical block once) and of the subsampling front-end; mixed-precision layers count
+    at their finalised (or most likely) bit-width.
+    """
+    from allinone.quant.export import weight_class  # the export module imports this one
+
+    subnet = subnet.resolved(model.encoder.num_layers)
+    blocks = {f"encoder.layers.{b}." for b in subnet.schedule(model.encoder.num_layers)}
+    num = den = 0
+    for name, m in model.encoder.named_modules(prefix="encoder"):
+        if not isinstance(m, QUANT_LAYERS):
+            continue
+        if name.startswith("encoder.layers.") and not any(name.startswith(b) for b in blocks):
+            continue
+        bits = subnet.bits_for(weight_class(name + ".weight"))
+        bits = m.chosen_bits() if bits == MIXED_BITS else bits
+        num += m.weight.numel() * bits
+        den += m.weight.numel()
+    return num / den

@@ -49,13 +49,16 @@ def lsq_fake_quant(weight: torch.Tensor, step: torch.Tensor, bits: int) -> torch
 
     Args:
         weight: any shape, float.
-        step: scalar (or broadcastable) positive step.
+        step: positive step: a scalar, or one per row/group shaped to broadcast against
+            ``weight``; each step's gradient is scaled by ``1 / sqrt(weights per step * Q)``.
         bits: 1..8.
     Returns:
         tensor like ``weight`` whose entries lie on ``step * {-Q..Q}`` (``{-1, 1}`` for 1 bit).
     """
     q = quant_levels(bits)
-    s = _scale_grad(step, 1.0 / math.sqrt(weight.numel() * q))
+    # weights per step: the whole tensor for one step, a row or a group for finer steps
+    per_step = weight.numel() / step.numel()
+    s = _scale_grad(step, 1.0 / math.sqrt(per_step * q))
     v = torch.clamp(weight / s, -q, q)
     codes = _sign_ste(v) if bits == 1 else _round_ste(v)
     return codes * s

@@ -51,6 +51,19 @@ def add_train_arguments(parser: argparse.ArgumentParser, defaults: Dict) -> None
         "student_label_scale": "weight of a student's label losses when distilling",
         "distill_start_batch": "global batch from which distillation runs (labels only before it)",
         "unfold_relax": "give each repeat of an unfolded block its own output gain and bias",
+        "init_from": "start from this trained (float) checkpoint's averaged weights; quantizers are "
+        "initialised from them",
+        "teacher_checkpoint": "frozen float model whose outputs every subnet distils (with --distill true)",
+        "bit_map": "fix each layer's bit-width from this bit-map.json (subnet bits 'mix'; two-stage)",
+        "gq_alpha_start": "general quantizer: softmax sharpness at the first batch",
+        "gq_alpha_end": "general quantizer: sharpness after --gq-anneal-batches (geometric ramp)",
+        "gq_anneal_batches": "general quantizer: batches of the ramp; hard assignment afterwards",
+        "mp_target_bits": "one-stage mixed precision: average bit-width the penalty drives to (0: off)",
+        "mp_penalty_scale": "weight of (expected average bits - target)^2",
+        "mp_tau_start": "Gumbel-softmax temperature at the first batch",
+        "mp_tau_end": "Gumbel-softmax temperature after --mp-anneal-batches (geometric)",
+        "mp_anneal_batches": "batches of the temperature ramp",
+        "mp_lr_scale": "learning rate of the bit-width logits relative to the weights'",
     }
     for name, value in base.to_dict().items():
         if name == "model":

@@ -128,6 +128,7 @@ class NestedLoss(nn.Module):
         labels: List[List[int]],
         subnets: Sequence[SubnetConfig],
         distill: bool = False,
+        teacher_targets=None,
         **loss_kwargs,
     ) -> Dict[str, Dict[str, torch.Tensor]]:
         """Losses per subnet.
@@ -136,14 +137,16 @@ class NestedLoss(nn.Module):
             features: (N, T, F); feature_lens: (N,); labels: N token lists.
             subnets: subnets to run; with ``distill`` the first is the teacher.
             distill: add "kl"/"kl_ctc" terms to every subnet after the first.
+            teacher_targets: ``DistillTargets`` of an external (frozen) teacher; every
+                subnet then learns from it and none is the teacher.
             loss_kwargs: prune_range, am_scale, lm_scale of ``Transducer.forward``.
         Returns:
             {subnet name: {loss name: (N,)}}.
         """
         out: Dict[str, Dict[str, torch.Tensor]] = {}
-        teacher = None
+        teacher = teacher_targets
         for i, subnet in enumerate(subnets):
-            if distill and i == 0 and len(subnets) > 1:
+            if distill and teacher_targets is None and i == 0 and len(subnets) > 1:
                 losses, teacher = self.model(
                     features, feature_lens, labels, subnet=subnet, return_targets=True, **loss_kwargs
                 )

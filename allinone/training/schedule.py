@@ -15,7 +15,8 @@ class WarmupDecaySchedule:
     the first B batches / E epochs and then falls as step^-0.5 (and epoch^-0.5).
 
     Args:
-        optimizer: optimizer whose groups' ``lr`` is set on every call.
+        optimizer: optimizer whose groups' ``lr`` is set on every call (times the group's
+            ``lr_scale`` when it has one).
         base_lr: peak learning rate.
         warmup_batches: linear warm-up length.
         lr_batches, lr_epochs: decay knees.
@@ -46,7 +47,7 @@ class WarmupDecaySchedule:
 
     def _apply(self) -> None:
         for group in self.optimizer.param_groups:
-            group["lr"] = self.lr()
+            group["lr"] = self.lr() * group.get("lr_scale", 1.0)
 
     def step_batch(self, batch: int) -> None:
         """Set the rate for global batch index ``batch``."""

@@ -13,7 +13,7 @@ import logging
 import math
 import resource
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -35,6 +35,7 @@ from allinone.nn.subsampling import subsampled_lengths
 from allinone.quant.accounting import subnet_footprint
 from allinone.subnet import full_subnet, parse_subnets
 from allinone.training.averaging import update_running_average
+from allinone.training.compression import Compression, CompressionConfig
 from allinone.training.nested import (
     NestedLoss,
     NestedPlan,
@@ -100,6 +101,19 @@ class TrainConfig:
     student_label_scale: float = 0.5
     distill_start_batch: int = 0
     unfold_relax: bool = False
+    # compression runs (allinone.training.compression)
+    init_from: str = ""
+    teacher_checkpoint: str = ""
+    bit_map: str = ""
+    gq_alpha_start: float = 100.0
+    gq_alpha_end: float = 1e5
+    gq_anneal_batches: int = 300
+    mp_target_bits: float = 0.0
+    mp_penalty_scale: float = 1.0
+    mp_tau_start: float = 1.0
+    mp_tau_end: float = 0.1
+    mp_anneal_batches: int = 300
+    mp_lr_scale: float = 50.0
     model: Dict = field(default_factory=dict)
 
     def to_dict(self) -> Dict:
@@ -172,12 +186,21 @@ class Trainer:
             student_label_scale=cfg.student_label_scale,
             distill_start=cfg.distill_start_batch,
         )
+        self.compression = Compression(
+            CompressionConfig(**{f.name: getattr(cfg, f.name) for f in fields(CompressionConfig)}),
+            self.model,
+            lambda d: build_model(ModelConfig.from_dict(d)),
+        )
+        if self.compression.teacher is not None and not cfg.distill:
+            raise ValueError(
+                "--teacher-checkpoint needs --distill true (the teacher only provides KL targets)"
+            )
         self.train_module: nn.Module = NestedLoss(self.model)
         self.train_seconds = 0.0  # training-loop wall time of finished epochs (validation excluded)
         self._epoch_start: Optional[float] = None  # set while an epoch runs
         self.model_avg = copy.deepcopy(self.model) if rank == 0 else None
         self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=cfg.base_lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay
+            self._param_groups(), lr=cfg.base_lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay
         )
         self.schedule = WarmupDecaySchedule(
             self.optimizer, cfg.base_lr, cfg.warmup_batches, cfg.lr_batches, cfg.lr_epochs
@@ -188,6 +211,18 @@ class Trainer:
         self.tb = None
         self.resume_epoch = cfg.start_epoch
         self.resume_skip = 0
+
+    def _param_groups(self) -> List[Dict]:
+        """One group of weights; bit-width logits apart (faster, no decay) when searching."""
+        logits = [p for n, p in self.model.named_parameters() if n.endswith(".mp_logits")]
+        if not logits:
+            return [{"params": list(self.model.parameters())}]
+        ids = {id(p) for p in logits}
+        rest = [p for p in self.model.parameters() if id(p) not in ids]
+        return [
+            {"params": rest},
+            {"params": logits, "lr_scale": self.cfg.mp_lr_scale, "weight_decay": 0.0},
+        ]
 
     # ----------------------------------------------------------------- checkpoints
     def _plan_signature(self) -> Dict:
@@ -305,15 +340,30 @@ class Trainer:
         if train and self.cfg.spec_augment:
             features = spec_augment(features, feature_lens, SpecAugmentConfig())
         subnets = self.plan.select(self.batch_idx_train, self.cfg.seed) if train else self.plan.subnets
+        distill = train and self.plan.distills_at(self.batch_idx_train)
+        loss_kwargs = dict(
+            prune_range=self.cfg.prune_range, am_scale=self.cfg.am_scale, lm_scale=self.cfg.lm_scale
+        )
+        targets = None
+        teacher = self.compression.teacher
+        if distill and teacher is not None:
+            with torch.no_grad():
+                _, targets = teacher(
+                    features,
+                    feature_lens,
+                    labels,
+                    subnet=full_subnet(teacher.config.num_layers),
+                    return_targets=True,
+                    **loss_kwargs,
+                )
         per_subnet = module(
             features,
             feature_lens,
             labels,
             subnets=subnets,
-            distill=train and self.plan.distills_at(self.batch_idx_train),
-            prune_range=self.cfg.prune_range,
-            am_scale=self.cfg.am_scale,
-            lm_scale=self.cfg.lm_scale,
+            distill=distill,
+            teacher_targets=targets,
+            **loss_kwargs,
         )
         frames = subsampled_lengths(feature_lens)
         return per_subnet, frames, (features, feature_lens, labels, cut_ids)
@@ -329,9 +379,9 @@ class Trainer:
         finite = torch.stack(
             [torch.isfinite(v.detach()) for losses in per_subnet.values() for v in losses.values()]
         ).all(0)
-        total = combine_subnet_losses(
-            per_subnet, self._loss_weights(train), self.plan, self.plan.teacher.name
-        )
+        # With an external teacher every subnet is a student.
+        teacher_name = None if self.compression.teacher is not None else self.plan.teacher.name
+        total = combine_subnet_losses(per_subnet, self._loss_weights(train), self.plan, teacher_name)
         return torch.where(finite, total, torch.zeros_like(total)), finite
 
     def _loss_breakdown(self, per_subnet: Dict[str, Dict[str, torch.Tensor]], finite: torch.Tensor):
@@ -387,6 +437,7 @@ class Trainer:
                 break
             self.batch_idx_train += 1
             self.schedule.step_batch(self.batch_idx_train)
+            self.compression.before_step(_unwrap(model), self.batch_idx_train)
             per_subnet, frames, inputs = self._compute_loss(self.train_module, batch, train=True)
             per_utt, finite = self._combine(per_subnet, train=True)
             if not bool(finite.all()):
@@ -396,6 +447,9 @@ class Trainer:
             num_frames = all_reduce_sum(frames[finite].sum().float()).clamp(min=1.0)
             # Normalising by frames makes gradient clipping independent of the batch size.
             loss = per_utt.sum() / num_frames * cfg.world_size
+            extra, extra_logs = self.compression.extra_loss(_unwrap(model))
+            if extra is not None:
+                loss = loss + extra
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.clip_grad_norm > 0:
@@ -420,9 +474,10 @@ class Trainer:
                 f = max(tot["frames"], 1.0)
                 keys = [k for k in tot if k + "#frames" in tot]
                 parts = ", ".join(f"{k} {tot[k] / max(tot[k + '#frames'], 1.0):.4f}" for k in keys)
+                extras = "".join(f", {k} {v:.4f}" for k, v in extra_logs.items())
                 logging.info(
                     f"epoch {epoch}, batch {batch_idx}, global {self.batch_idx_train}: "
-                    f"loss/frame {tot['loss'] / f:.4f} ({parts}), lr {self.schedule.lr():.2e}, "
+                    f"loss/frame {tot['loss'] / f:.4f} ({parts}){extras}, lr {self.schedule.lr():.2e}, "
                     f"{tot['audio'] / elapsed:.1f} s audio/s"
                 )
                 if self.tb is not None:
@@ -542,6 +597,7 @@ class Trainer:
         if self.tb is not None:
             self.tb.close()
         if self.rank == 0:
+            self.compression.finish(self.model_avg, self.exp_dir)
             self._write_summary()
         logging.info("done")
 

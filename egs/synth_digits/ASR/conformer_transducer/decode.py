@@ -22,6 +22,12 @@ Any subnets of a nested (all-in-one) checkpoint, by name or all of them:
   ./conformer_transducer/decode.py --epoch 10 --avg 1 --use-averaged-model true \
     --exp-dir conformer_transducer/exp_all_in_one --subnets all
 
+A packed low-bit model file written by export.py (its size is the stored size; results
+carry the source subnet's name and the suffix "packed"):
+
+  ./conformer_transducer/decode.py --exp-dir conformer_transducer/exp_quant/lsq-b4 \
+    --packed-model conformer_transducer/exp_quant/lsq-b4/d6-w1.0-b4.aio
+
 Writes recogs-*, errs-* and wer-summary-* per test set and subnet (the subnet name
 leads the suffix) to <exp-dir>/<decoding-method>/, plus subnet-summary-*.md/.json: per
 subnet the parameters used, stored bytes, compression ratio against the float full
@@ -41,7 +47,13 @@ from allinone.data.datamodule import AsrDataModule, check_features_exist, load_c
 from allinone.data.tokenizer import BpeTokenizer  # noqa: E402
 from allinone.decoding.ctc_search import CTC_BACKENDS, CTC_METHODS, CtcSearcher  # noqa: E402
 from allinone.decoding.runner import DECODING_METHODS, decode_dataset, load_for_decoding  # noqa: E402
-from allinone.decoding.subnet_report import format_subnet_table, subnet_row, write_subnet_summary  # noqa: E402
+from allinone.decoding.subnet_report import (  # noqa: E402
+    SubnetRow,
+    format_subnet_table,
+    subnet_row,
+    write_subnet_summary,
+)
+from allinone.quant.export import load_packed_model  # noqa: E402
 from allinone.subnet import select_subnets  # noqa: E402
 from allinone.training.cli import str2bool  # noqa: E402
 from allinone.utils.log import setup_logger  # noqa: E402
@@ -52,7 +64,7 @@ TEST_SETS = ("test-seen", "test-unseen")
 
 def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--epoch", type=int, required=True, help="decode epoch-<epoch>.pt")
+    p.add_argument("--epoch", type=int, help="decode epoch-<epoch>.pt (required without --packed-model)")
     p.add_argument("--avg", type=int, default=1, help="number of epochs to average, ending at --epoch")
     p.add_argument(
         "--use-averaged-model",
@@ -84,6 +96,11 @@ def get_parser() -> argparse.ArgumentParser:
         help="'all' (every subnet the checkpoint was trained with) or comma-separated names",
     )
     p.add_argument(
+        "--packed-model",
+        type=Path,
+        help="decode this export.py file instead of a checkpoint (--epoch/--avg/--subnets unused)",
+    )
+    p.add_argument(
         "--num-threads",
         type=int,
         default=1,
@@ -93,13 +110,23 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main() -> None:
-    args = get_parser().parse_args()
+    parser = get_parser()
+    args = parser.parse_args()
+    if args.epoch is None and args.packed_model is None:
+        parser.error("--epoch is required (or give --packed-model)")
     res_dir = args.exp_dir / args.decoding_method
     setup_logger(res_dir / "log-decode")
     torch.set_num_threads(args.num_threads)
     tokenizer = BpeTokenizer(args.bpe_model)
-    model, trained = load_for_decoding(args.exp_dir, args.epoch, args.avg, args.use_averaged_model)
-    subnets = select_subnets(args.subnets.split(","), trained)
+    packed = None
+    if args.packed_model:
+        model, run, packed = load_packed_model(args.packed_model)
+        subnets, suffix = [run], "packed"
+    else:
+        model, trained = load_for_decoding(args.exp_dir, args.epoch, args.avg, args.use_averaged_model)
+        subnets = select_subnets(args.subnets.split(","), trained)
+        suffix = f"epoch-{args.epoch}-avg-{args.avg}"
+        suffix += "-use-averaged-model" if args.use_averaged_model else ""
     if model.config.vocab_size != tokenizer.vocab_size:
         raise ValueError(
             f"{args.bpe_model} has {tokenizer.vocab_size} tokens but the model was trained "
@@ -121,7 +148,6 @@ def main() -> None:
             model.config.blank_id,
             args.ctc_backend,
         )
-    suffix = f"epoch-{args.epoch}-avg-{args.avg}" + ("-use-averaged-model" if args.use_averaged_model else "")
     key = {
         "greedy_search": "greedy_search",
         "modified_beam_search": f"modified_beam_search_beam_{args.beam_size}",
@@ -138,7 +164,13 @@ def main() -> None:
         check_features_exist(test_cuts[test_set], str(manifest))
     rows = []
     for subnet in subnets:
-        row = subnet_row(model, subnet)
+        if packed is None:
+            row = subnet_row(model, subnet)
+        else:  # what the file holds: its own size, named after the subnet it came from
+            size = args.packed_model.stat().st_size
+            ratio = packed["float_model_bytes"] / size
+            row = SubnetRow(packed["source_subnet"], packed["params"], size, ratio)
+        name = row.subnet
         row.threads = args.num_threads
         decode_seconds = audio_seconds = 0.0
         for test_set, cuts in test_cuts.items():
@@ -149,14 +181,14 @@ def main() -> None:
                 args.decoding_method,
                 args.beam_size,
                 subnet=subnet,
-                desc=f"{subnet.name} {test_set}",
+                desc=f"{name} {test_set}",
                 ctc_searcher=ctc_searcher,
             )
-            wers = save_results(res_dir, test_set, {key: results}, f"{subnet.name}-{suffix}")
+            wers = save_results(res_dir, test_set, {key: results}, f"{name}-{suffix}")
             row.wer[test_set] = wers[key]
             decode_seconds += stats.decode_seconds
             audio_seconds += stats.audio_seconds
-            logging.info(f"{subnet.name} {test_set}: WER {wers[key]:.2f}% over {len(results)} utterances")
+            logging.info(f"{name} {test_set}: WER {wers[key]:.2f}% over {len(results)} utterances")
         row.rtf = decode_seconds / max(audio_seconds, 1e-9)
         rows.append(row)
     write_subnet_summary(res_dir, f"{key}-{suffix}", rows)

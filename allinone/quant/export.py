@@ -1,0 +1,229 @@
+"""One subnet of a (nested) model as a standalone packed low-bit model file, and back.
+
+The file (``allinone.quant.pack``) holds what the subnet runs and nothing else:
+
+- the physical encoder blocks it uses (renumbered), at its FFN width, with the
+  BatchNorm statistics of its slot(s) and any unfolding relaxation;
+- every quantized weight as packed integer codes plus its steps (LSQ, any granularity)
+  or as b-bit indices plus a codebook (GQ), at the subnet's (or a mixed layer's
+  finalised) bit-width; float weights where the subnet runs at 32 bits;
+- every other parameter as float32 (norms, biases, decoder, joiner, CTC head; the
+  training-only simple-loss projections and quantizer search state are left out);
+- the standalone model's config and the subnet it runs (float, since the stored codes
+  are dequantized on loading), in the header.
+
+Loading rebuilds a plain float ``Transducer`` whose outputs equal the fake-quantized
+subnet's, so any decoder runs it unchanged.
+"""
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Dict, Tuple
+
+import torch
+import torch.nn as nn
+
+from allinone.nn.model import ModelConfig, Transducer
+from allinone.quant.accounting import TRAINING_ONLY, float_model_bytes, subnet_footprint
+from allinone.quant.gq import gq_codes, sorted_centroids
+from allinone.quant.layers import QUANT_LAYERS
+from allinone.quant.lsq import lsq_codes
+from allinone.quant.pack import (
+    PackedFileError,
+    TensorRecord,
+    offset_codes,
+    read_packed_file,
+    unoffset_codes,
+    write_packed_file,
+)
+from allinone.quant.quantizer import QuantConfig, broadcast_step, grouped, slice_steps, ungrouped
+from allinone.subnet import FLOAT_BITS, MIXED_BITS, SubnetConfig, SubnetError
+from allinone.unfold import max_occurrences, occurrences, statistics_keys
+
+FORMAT = "allinone-packed-subnet"
+# State of the training objective or of the quantizers: never part of a deployed model.
+SKIPPED = TRAINING_ONLY + ("steps.", "centroids.", "mp_logits", "mp_bits")
+
+
+def weight_class(name: str) -> str:
+    """Bit-width class (``allinone.subnet.QUANT_CLASSES``) of an encoder parameter name."""
+    if name.startswith("encoder.embed."):
+        return "subsampling"
+    for marker, cls in (
+        (".ff_macaron.", "ffn"),
+        (".ff.", "ffn"),
+        (".self_attn.", "attn"),
+        (".conv.", "conv"),
+    ):
+        if marker in name:
+            return cls
+    raise ValueError(f"{name} is not a quantized encoder weight")
+
+
+def _standalone(model: Transducer, subnet: SubnetConfig) -> Tuple[ModelConfig, SubnetConfig, Tuple[int, ...]]:
+    """Config of the smallest plain model that runs ``subnet``, the subnet it runs, and its blocks."""
+    cfg = model.config
+    if isinstance(subnet.ffn_ratio, tuple):
+        raise SubnetError(f"cannot export {subnet.name}: per-layer FFN widths need a per-layer ffn_dim")
+    schedule = subnet.schedule(cfg.num_layers)
+    used = tuple(sorted(set(schedule)))
+    local = tuple(used.index(b) for b in schedule)
+    unfold = None if local == tuple(range(len(local))) else local
+    run = SubnetConfig(depth=len(local), unfold=unfold)
+    relax = max_occurrences(local) - 1 if cfg.unfold_relax else 0
+    small = replace(
+        cfg,
+        num_layers=len(used),
+        ffn_dim=model.encoder.layers[0].ff.hidden_units(subnet.ffn_ratio),
+        norm_subnets=tuple(statistics_keys([run], len(used))),
+        unfold_relax=relax,
+        quantizer="lsq",
+        quant_granularity="tensor",
+        mp_candidates="",
+    )
+    return small, run, used
+
+
+def _source_name(name: str, used: Tuple[int, ...]) -> str:
+    """The parameter of the nested model that standalone parameter ``name`` comes from."""
+    if name.startswith("encoder.layers."):
+        parts = name.split(".")
+        parts[2] = str(used[int(parts[2])])
+        return ".".join(parts)
+    return name
+
+
+def _quantized_record(layer: nn.Module, w: torch.Tensor, bits: int, out_units, in_units) -> TensorRecord:
+    """Codes of the sliced weight ``w`` of ``layer`` at ``bits`` with its steps or codebook."""
+    cfg: QuantConfig = layer.quant_cfg
+    if cfg.method == "gq":
+        idx, codebook = gq_codes(w, sorted_centroids(layer.centroids[f"b{bits}"]), cfg.mu)
+        return TensorRecord.from_codes(idx, bits, side={"codebook": codebook})
+    step = slice_steps(layer.steps[f"b{bits}"], cfg, out_units, in_units).abs().clamp(min=1e-8)
+    if cfg.granularity == "group":
+        codes = ungrouped(lsq_codes(grouped(w, cfg.group_size), broadcast_step(step, w, cfg), bits), w.shape)
+    else:
+        codes = lsq_codes(w, broadcast_step(step, w, cfg), bits)
+    return TensorRecord.from_codes(offset_codes(codes, bits), bits, side={"scale": step.float()})
+
+
+@torch.no_grad()
+def export_subnet(model: Transducer, subnet: SubnetConfig, path) -> Dict:
+    """Write ``subnet`` of ``model`` to the packed file ``path``.
+
+    Returns:
+        {"path", "file_bytes", "accounted_bytes", "config", "run_subnet"}.
+    """
+    model = model.eval()
+    subnet = subnet.resolved(model.config.num_layers)
+    small_cfg, run, used = _standalone(model, subnet)
+    small = Transducer(small_cfg)
+    big = dict(model.named_parameters())
+    big.update(dict(model.named_buffers()))
+    big_modules = dict(model.named_modules())
+    schedule = subnet.schedule(model.config.num_layers)
+    # statistics slot of the k-th use of a block: the same key in both models
+    slot_of = {k: model.encoder.norm_slot(subnet, k) for k in set(occurrences(schedule))}
+    k_units = small_cfg.ffn_dim
+    records: Dict[str, TensorRecord] = {}
+    for name, target in small.state_dict().items():
+        if any(s in name for s in SKIPPED):
+            continue
+        src_name = _source_name(name, used)
+        src = big[src_name]
+        out_units = in_units = None
+        if ".linear1." in name and (".ff." in name or ".ff_macaron." in name):
+            out_units = k_units
+        elif ".linear2.weight" in name and (".ff." in name or ".ff_macaron." in name):
+            in_units = k_units
+        if name.endswith(("running_mean", "running_var")):
+            keys = small.encoder.norm_slots or {run.name: 0}
+            src = torch.stack([src[slot_of[_occurrence(key)]] for key in keys])
+        elif name.startswith("encoder.unfold_"):
+            src = src[list(used), : target.shape[1]]
+        else:
+            src = src[:out_units] if out_units else src
+            src = src[:, :in_units] if in_units else src
+        owner = big_modules.get(src_name.rsplit(".", 1)[0])
+        if isinstance(owner, QUANT_LAYERS) and name.endswith(".weight"):
+            bits = subnet.bits_for(weight_class(name))
+            if bits == MIXED_BITS:
+                bits = owner.chosen_bits()
+            if bits != FLOAT_BITS:
+                records[name] = _quantized_record(owner, src, bits, out_units, in_units)
+                continue
+        if src.shape != target.shape:
+            raise RuntimeError(f"export of {name}: {tuple(src.shape)} does not fit {tuple(target.shape)}")
+        records[name] = TensorRecord.from_float(src)
+    meta = {
+        "format": FORMAT,
+        "config": small_cfg.to_dict(),
+        "run_subnet": run.name,
+        "source_subnet": subnet.name,
+        "granularity": model.config.quant_granularity,
+        "group_size": model.config.quant_group_size,
+        "params": subnet_footprint(model, subnet).params,
+        "float_model_bytes": float_model_bytes(model),
+    }
+    write_packed_file(path, meta, records)
+    return {
+        "path": str(path),
+        "file_bytes": Path(path).stat().st_size,
+        "accounted_bytes": subnet_footprint(model, subnet).stored_bytes,
+        "config": small_cfg.to_dict(),
+        "run_subnet": run.name,
+    }
+
+
+def _occurrence(key: str) -> int:
+    return int(key.rsplit("@", 1)[1]) if "@" in key else 0
+
+
+def _dequantize(rec: TensorRecord, granularity: str, group_size: int) -> torch.Tensor:
+    """Float weight of a packed record (codes times steps, or codebook lookup)."""
+    codes = rec.unpacked_codes()
+    if "codebook" in rec.side:
+        return rec.side["codebook"][codes.long()]
+    values = unoffset_codes(codes, rec.bits).float()
+    step = rec.side["scale"]
+    cfg = QuantConfig(granularity=granularity, group_size=group_size)
+    if granularity == "group":
+        return ungrouped(grouped(values, group_size) * broadcast_step(step, values, cfg), values.shape)
+    return values * broadcast_step(step, values, cfg)
+
+
+def load_packed_model(path) -> Tuple[Transducer, SubnetConfig, Dict]:
+    """Rebuild the model a packed file holds.
+
+    Returns:
+        (float ``Transducer`` in eval mode, the subnet to run it with, the file's meta).
+    Raises:
+        PackedFileError: naming ``path`` for a damaged file, one that is not a packed
+            subnet, or one whose tensors do not fit the model its header describes.
+    """
+    meta, records = read_packed_file(path)
+    if meta.get("format") != FORMAT:
+        raise PackedFileError(f"{path}: not a packed subnet file (format {meta.get('format')!r})")
+    try:
+        cfg = ModelConfig.from_dict(meta["config"])
+        model = Transducer(cfg)
+        state = model.state_dict()
+        for name, rec in records.items():
+            if name not in state:
+                raise KeyError(f"unexpected tensor {name}")
+            value = (
+                rec.data if rec.kind == "float" else _dequantize(rec, meta["granularity"], meta["group_size"])
+            )
+            state[name] = value.reshape(state[name].shape)
+        missing = [n for n in state if n not in records and not any(s in n for s in SKIPPED)]
+        if missing:
+            raise KeyError(f"missing tensors {missing[:5]}")
+        model.load_state_dict(state)
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise PackedFileError(f"{path}: tensors do not match the model in its header ({e})") from None
+    return model.eval(), SubnetConfig.from_name(meta["run_subnet"]), meta
+
+
+def file_vs_accounting(info: Dict) -> float:
+    """Relative difference of the file size from the accounted stored size."""
+    return info["file_bytes"] / info["accounted_bytes"] - 1.0

@@ -1,0 +1,150 @@
+"""One-stage mixed precision: per-layer bit-widths learned together with the weights.
+
+Every quantized encoder layer holds architecture logits over candidate bit-widths
+(``QuantConfig.mixed_candidates``, default {2, 3, 4, 6, 8}) that share its float weight.
+While searching, a subnet with ``bits = MIXED_BITS`` runs each layer with a
+Gumbel-softmax blend of its candidate quantizations (one weight, one matmul; the
+temperature is annealed, ``TauSchedule``). The training loss adds
+
+    penalty_scale * (expected average bits - target)^2,
+
+where the expected bits of a layer are ``softmax(logits) . candidates`` and the average
+is weighted by each layer's number of weights, so the bit budget is a model-size
+budget. Finalising takes the argmax of each layer's logits (``finalise``) into a fixed
+per-layer bit map, which is saved as JSON; the two-stage baseline loads such a map into
+a model retrained from the float weights (``apply_bit_map``).
+"""
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import torch
+import torch.nn as nn
+
+from allinone.quant.layers import quant_layers
+
+DEFAULT_CANDIDATES = (2, 3, 4, 6, 8)
+
+
+def mixed_layers(model: nn.Module) -> List[Tuple[str, nn.Module]]:
+    """(name, layer) of every encoder layer with mixed-precision candidates, in model order."""
+    return [
+        (n, m) for n, m in quant_layers(model) if m.quant_cfg.mixed_candidates and n.startswith("encoder.")
+    ]
+
+
+def _require(layers: List) -> None:
+    if not layers:
+        raise ValueError(
+            "the model has no mixed-precision layers: build it with --model mp_candidates=2,3,4,6,8"
+        )
+
+
+def expected_average_bits(model: nn.Module) -> torch.Tensor:
+    """Differentiable weight-count-weighted mean of each layer's expected bit-width (scalar)."""
+    layers = mixed_layers(model)
+    _require(layers)
+    total, weights = 0.0, 0
+    for _, m in layers:
+        cands = torch.tensor(m.quant_cfg.mixed_candidates, dtype=torch.float32, device=m.weight.device)
+        total = total + m.weight.numel() * (m.mp_logits.softmax(-1) * cands).sum()
+        weights += m.weight.numel()
+    return total / weights
+
+
+def average_bits(model: nn.Module) -> float:
+    """Weight-count-weighted mean of the bit-widths the layers run at now (finalised or argmax)."""
+    layers = mixed_layers(model)
+    _require(layers)
+    return sum(m.weight.numel() * m.chosen_bits() for _, m in layers) / sum(
+        m.weight.numel() for _, m in layers
+    )
+
+
+def bit_penalty(model: nn.Module, target_bits: float) -> torch.Tensor:
+    """Squared distance of the expected average bit-width from ``target_bits`` (scalar)."""
+    return (expected_average_bits(model) - target_bits) ** 2
+
+
+def bit_map(model: nn.Module) -> Dict[str, int]:
+    """Layer name -> the bit-width it runs at (its finalised one, else its argmax)."""
+    layers = mixed_layers(model)
+    _require(layers)
+    return {n: m.chosen_bits() for n, m in layers}
+
+
+@torch.no_grad()
+def apply_bit_map(model: nn.Module, bits: Dict[str, int], source: str = "bit map") -> None:
+    """Fix every mixed layer's bit-width from ``bits`` (layer name -> bits).
+
+    Raises:
+        ValueError: naming ``source`` when a layer is missing from the map, the map names
+            layers the model lacks, or a bit-width is not one of the layer's candidates.
+    """
+    layers = dict(mixed_layers(model))
+    _require(list(layers))
+    missing = sorted(set(layers) - set(bits))
+    extra = sorted(set(bits) - set(layers))
+    if missing or extra:
+        raise ValueError(f"{source} does not match the model: missing {missing[:5]}, unknown {extra[:5]}")
+    for name, m in layers.items():
+        b = int(bits[name])
+        if b not in m.quant_cfg.mixed_candidates:
+            raise ValueError(
+                f"{source}: {name} at {b} bits is not a candidate {m.quant_cfg.mixed_candidates}"
+            )
+        m.mp_bits.fill_(b)
+
+
+def finalise(model: nn.Module) -> Dict[str, int]:
+    """Fix every mixed layer at the argmax of its logits; returns the bit map."""
+    chosen = {n: m.mp_logits.argmax().item() for n, m in mixed_layers(model)}
+    bits = {n: m.quant_cfg.mixed_candidates[chosen[n]] for n, m in mixed_layers(model)}
+    apply_bit_map(model, bits)
+    return bits
+
+
+def save_bit_map(bits: Dict[str, int], path: Path, average: float) -> None:
+    Path(path).write_text(json.dumps({"average_bits": average, "layers": bits}, indent=1) + "\n")
+
+
+def load_bit_map(path: Path) -> Dict[str, int]:
+    """The layer map of a JSON file ``save_bit_map`` wrote, with a clear error naming a bad file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"bit map {path} does not exist")
+    try:
+        data = json.loads(path.read_text())
+        return {str(k): int(v) for k, v in data["layers"].items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"bit map {path} is not a bit-map JSON file ({type(e).__name__}: {e})") from None
+
+
+def format_bit_map(bits: Dict[str, int]) -> str:
+    """One line per encoder block: ``layer 3: ff_macaron.linear1:4 ... conv.depthwise:3 ...``."""
+    rows: Dict[str, List[str]] = {}
+    for name, b in bits.items():
+        parts = name.split(".")
+        in_layer = parts[1] == "layers"
+        block = f"layer {parts[2]}" if in_layer else parts[1]
+        module = ".".join(parts[3:] if in_layer else parts[2:])
+        rows.setdefault(block, []).append(f"{module}:{b}")
+    return "\n".join(f"{block}: {' '.join(items)}" for block, items in rows.items())
+
+
+@dataclass
+class TauSchedule:
+    """Gumbel-softmax temperature, geometric from ``tau_start`` to ``tau_end`` over ``anneal_steps``."""
+
+    tau_start: float = 1.0
+    tau_end: float = 0.1
+    anneal_steps: int = 1000
+
+    def tau(self, step: int) -> float:
+        if step >= self.anneal_steps or self.anneal_steps <= 0:
+            return self.tau_end
+        frac = max(step, 0) / self.anneal_steps
+        return self.tau_start * math.exp(frac * math.log(self.tau_end / self.tau_start))

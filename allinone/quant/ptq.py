@@ -1,0 +1,62 @@
+"""Post-training int8 weight quantization of a float model: the baseline with no retraining.
+
+Every quantized encoder weight gets symmetric per-output-channel int8 codes with the
+max-abs scale ``max|w_row| / 127`` (the weight side of PyTorch's and onnxruntime's
+dynamic int8 quantization, whose kernels would not see our sliced ``F.linear`` calls).
+The result is an ordinary checkpoint whose subnet ``d<L>-w1.0-b8`` decodes and exports
+like any other.
+"""
+
+import time
+from pathlib import Path
+from typing import Dict
+
+import torch
+
+from allinone.nn.model import ModelConfig, Transducer
+from allinone.quant.layers import quant_layers
+from allinone.quant.quantizer import flat_rows
+from allinone.subnet import SubnetConfig
+from allinone.training.compression import float_weights, init_from_float
+from allinone.utils.checkpoint import save_checkpoint_atomic
+
+INT8_LEVELS = 127
+
+
+@torch.no_grad()
+def set_max_abs_steps(model: Transducer, bits: int = 8) -> None:
+    """Per-channel steps ``max|w_row| / (2^(bits-1) - 1)`` for every encoder quantized layer."""
+    if model.config.quant_granularity != "channel" or model.config.quantizer != "lsq":
+        raise ValueError("max-abs post-training steps need a per-channel LSQ model")
+    levels = 2 ** (bits - 1) - 1
+    for _, m in quant_layers(model.encoder):
+        m.steps[f"b{bits}"].copy_(flat_rows(m.weight).abs().amax(1).clamp(min=1e-8) / levels)
+
+
+def quantize_checkpoint_int8(float_checkpoint: Path, out_dir: Path) -> Dict:
+    """Write ``out_dir/epoch-1.pt``: the float model with int8 per-channel max-abs weights.
+
+    Returns:
+        {"subnet": name, "seconds": wall time of the quantization}.
+    """
+    start = time.time()
+    weights, cfg = float_weights(Path(float_checkpoint))
+    cfg = ModelConfig.from_dict({**cfg, "quant_granularity": "channel", "norm_subnets": ()})
+    model = Transducer(cfg)
+    init_from_float(model, weights, str(float_checkpoint))
+    set_max_abs_steps(model)
+    subnet = SubnetConfig(depth=cfg.num_layers, bits=8)
+    seconds = time.time() - start
+    state = model.state_dict()
+    save_checkpoint_atomic(
+        {
+            "model": state,
+            "model_avg": state,
+            "model_config": cfg.to_dict(),
+            "subnets": [subnet.name],
+            "train_seconds": seconds,
+            "source": str(float_checkpoint),
+        },
+        Path(out_dir) / "epoch-1.pt",
+    )
+    return {"subnet": subnet.name, "seconds": seconds}

@@ -1,0 +1,148 @@
+"""What a compression run adds to training: float initialisation, a frozen float teacher,
+quantizer annealing, the mixed-precision bit budget and its finalisation.
+
+Every quantization method of ``allinone.quant`` is trained by the same recipe: start
+from a trained float model (``--init-from``), learn from the labels plus KL to the
+frozen float model (``--teacher-checkpoint`` with ``--distill true``), anneal GQ's
+sharpness and the Gumbel-softmax temperature by global batch, and for one-stage mixed
+precision add ``mp_penalty_scale * (expected average bits - target)^2``.
+"""
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Optional, Tuple
+
+import torch
+import torch.nn as nn
+
+from allinone.quant.gq import GQSchedule
+from allinone.quant.layers import reset_quant_steps, set_quant_annealing
+from allinone.quant.mixed import (
+    TauSchedule,
+    apply_bit_map,
+    average_bits,
+    bit_map,
+    bit_penalty,
+    expected_average_bits,
+    format_bit_map,
+    load_bit_map,
+    mixed_layers,
+    save_bit_map,
+)
+from allinone.utils.checkpoint import load_checkpoint
+
+# State-dict entries of quantizers: re-initialised from the float weights, never copied.
+QUANTIZER_KEYS = (".steps.", ".centroids.", ".mp_logits", ".mp_bits")
+
+
+def float_weights(path: Path) -> Tuple[Dict[str, torch.Tensor], Dict]:
+    """The averaged weights of a checkpoint (the raw ones if it has none) and its model config."""
+    state = load_checkpoint(path)
+    return state.get("model_avg") or state["model"], state["model_config"]
+
+
+@torch.no_grad()
+def init_from_float(model: nn.Module, weights: Dict[str, torch.Tensor], source: str) -> None:
+    """Copy float weights into ``model`` and initialise its quantizers from them.
+
+    BatchNorm statistics of a single-system source fill every statistics slot of the
+    target; quantizer state (steps, centroids, bit-width logits) is re-initialised.
+
+    Raises:
+        ValueError: naming ``source`` for a missing or differently shaped tensor.
+    """
+    target = model.state_dict()
+    for name, t in target.items():
+        if any(k in name for k in QUANTIZER_KEYS):
+            continue
+        if name not in weights:
+            raise ValueError(f"{source} has no {name}: it is not a model of this architecture")
+        src = weights[name]
+        if src.shape != t.shape:
+            if name.endswith(("running_mean", "running_var")) and src.shape[0] == 1:
+                src = src.expand_as(t)
+            else:
+                raise ValueError(
+                    f"{source}: {name} has shape {tuple(src.shape)}, this model {tuple(t.shape)}"
+                )
+        t.copy_(src)
+    reset_quant_steps(model)
+
+
+def load_teacher(path: Path, build) -> nn.Module:
+    """A frozen float model from checkpoint ``path`` (``build(config_dict)`` makes the module)."""
+    weights, cfg = float_weights(path)
+    teacher = build(cfg)
+    teacher.load_state_dict(weights)
+    teacher.eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
+@dataclass
+class CompressionConfig:
+    """The compression flags of ``TrainConfig`` (see ``allinone.training.cli`` for their help)."""
+
+    init_from: str = ""
+    teacher_checkpoint: str = ""
+    bit_map: str = ""
+    gq_alpha_start: float = 100.0
+    gq_alpha_end: float = 1e5
+    gq_anneal_batches: int = 300
+    mp_target_bits: float = 0.0
+    mp_penalty_scale: float = 1.0
+    mp_tau_start: float = 1.0
+    mp_tau_end: float = 0.1
+    mp_anneal_batches: int = 300
+
+
+class Compression:
+    """Per-step hooks the trainer calls; all are no-ops for an ordinary training run."""
+
+    def __init__(self, cfg: CompressionConfig, model: nn.Module, build_from_config):
+        self.cfg = cfg
+        self.gq = GQSchedule(cfg.gq_alpha_start, cfg.gq_alpha_end, cfg.gq_anneal_batches)
+        self.tau = TauSchedule(cfg.mp_tau_start, cfg.mp_tau_end, cfg.mp_anneal_batches)
+        self.searching = bool(mixed_layers(model)) and not cfg.bit_map
+        if cfg.mp_target_bits > 0 and not self.searching:
+            raise ValueError(
+                "--mp-target-bits needs mixed-precision candidates (--model mp_candidates=2,3,4,6,8) "
+                "and no --bit-map"
+            )
+        if cfg.init_from:
+            weights, _ = float_weights(Path(cfg.init_from))
+            init_from_float(model, weights, cfg.init_from)
+            logging.info(f"initialised from the float model {cfg.init_from}")
+        if cfg.bit_map:
+            apply_bit_map(model, load_bit_map(Path(cfg.bit_map)), cfg.bit_map)
+            logging.info(f"fixed per-layer bits from {cfg.bit_map}: average {average_bits(model):.3f}")
+        self.teacher: Optional[nn.Module] = None
+        if cfg.teacher_checkpoint:
+            self.teacher = load_teacher(Path(cfg.teacher_checkpoint), build_from_config)
+            logging.info(f"frozen float teacher: {cfg.teacher_checkpoint}")
+
+    def before_step(self, model: nn.Module, step: int) -> None:
+        set_quant_annealing(model, self.gq.alpha(step), self.gq.is_hard(step), self.tau.tau(step))
+
+    def extra_loss(self, model: nn.Module) -> Tuple[Optional[torch.Tensor], Dict[str, float]]:
+        """The bit-budget penalty (None without a target) and values to log."""
+        if not (self.searching and self.cfg.mp_target_bits > 0):
+            return None, {}
+        penalty = self.cfg.mp_penalty_scale * bit_penalty(model, self.cfg.mp_target_bits)
+        with torch.no_grad():
+            expected = expected_average_bits(model).item()
+        return penalty, {"bit_penalty": penalty.item(), "expected_bits": expected}
+
+    def finish(self, model: nn.Module, exp_dir: Path) -> None:
+        """After training: write the bit map the search chose for ``model`` (the one decoded)."""
+        if not self.searching:
+            return
+        bits = bit_map(model)
+        avg = average_bits(model)
+        save_bit_map(bits, exp_dir / "bit-map.json", avg)
+        logging.info(
+            f"mixed precision: average {avg:.3f} bits (target {self.cfg.mp_target_bits}); "
+            f"per-layer map in {exp_dir / 'bit-map.json'}:\n{format_bit_map(bits)}"
+        )

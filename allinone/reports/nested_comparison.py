@@ -36,15 +36,19 @@ def _one(paths: List[Path], what: str, where: Path) -> Path:
     return paths[0]
 
 
-def load_decoded(exp_dir: Path, method: str, epoch: int) -> Dict[str, DecodedSubnet]:
-    """Every subnet ``decode.py`` decoded at ``epoch`` with ``method`` in ``exp_dir`` (grid order)."""
+def load_decoded(exp_dir: Path, method: str, epoch: Optional[int]) -> Dict[str, DecodedSubnet]:
+    """Every subnet ``decode.py`` decoded with ``method`` in ``exp_dir`` (grid order).
+
+    ``epoch``: the checkpoint decoded; None for the packed file (``decode.py --packed-model``).
+    """
     res_dir = Path(exp_dir) / method
-    summary = _one(sorted(res_dir.glob(f"subnet-summary-*-epoch-{epoch}-*.json")), "subnet summary", res_dir)
+    tail = "packed" if epoch is None else f"epoch-{epoch}-*"
+    summary = _one(sorted(res_dir.glob(f"subnet-summary-*-{tail}.json")), "subnet summary", res_dir)
     out = {}
     for row in read_subnet_summary(summary):
         d = DecodedSubnet(row.subnet, row.stored_bytes, row.compression, row.params, row.rtf, row.wer)
         for test_set in row.wer:
-            pattern = f"recogs-{test_set}-*-{row.subnet}-epoch-{epoch}-*.txt"
+            pattern = f"recogs-{test_set}-*-{row.subnet}-{tail}.txt"
             d.results[test_set] = read_recogs(_one(sorted(res_dir.glob(pattern)), pattern, res_dir))
         out[row.subnet] = d
     return out

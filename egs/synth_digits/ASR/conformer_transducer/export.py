@@ -10,7 +10,9 @@ Writes <exp-dir>/<subnet>.aio (or --out): packed b-bit integer codes and their s
 (uniform quantizers) or b-bit indices and a codebook (GQ), float32 for everything else
 the subnet runs, and the standalone model config. Prints its size against the accounted
 stored size, then reloads it and checks that its encoder outputs equal the fake-quantized
-subnet's on random input. Decode it with decode.py --packed-model.
+subnet's on random input; the numbers (and the average weight bit-width, and the per-layer
+bit map of a mixed-precision subnet) also go to <out>.json. Decode it with
+decode.py --packed-model.
 """
 
 import argparse
@@ -24,8 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[4]))  # the repository r
 import torch  # noqa: E402
 
 from allinone.decoding.runner import load_for_decoding  # noqa: E402
+from allinone.quant.accounting import average_weight_bits  # noqa: E402
 from allinone.quant.export import export_subnet, file_vs_accounting, load_packed_model  # noqa: E402
-from allinone.subnet import select_subnets  # noqa: E402
+from allinone.quant.mixed import bit_map  # noqa: E402
+from allinone.subnet import MIXED_BITS, select_subnets  # noqa: E402
 from allinone.training.cli import str2bool  # noqa: E402
 from allinone.utils.log import setup_script_logging  # noqa: E402
 
@@ -53,7 +57,11 @@ def main() -> None:
         got, _ = reloaded.encoder(x, lens, run)
     info["max_abs_diff"] = float((ref - got).abs().max())
     info["file_vs_accounting"] = file_vs_accounting(info)
+    info["average_bits"] = average_weight_bits(model, subnet)
+    if subnet.bits_for("ffn") == MIXED_BITS:
+        info["bit_map"] = bit_map(model)
     del info["config"]
+    out.with_suffix(".json").write_text(json.dumps(info, indent=1) + "\n")
     logging.info(json.dumps(info))
     print(
         f"{out}: {info['file_bytes']} bytes, accounted {info['accounted_bytes']:.0f} "

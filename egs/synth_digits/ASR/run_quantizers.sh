@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Quantization methods compared on one trained float model, on the synthetic digits.
+#
+# Usage: egs/synth_digits/ASR/run_quantizers.sh [--stage N] [--stop-stage N] [--jobs N]
+#            [--float-dir DIR] [--float-epoch N] [--num-epochs N] [--base-lr LR]
+#            [--granularity tensor|channel|group]
+#  stage 1: compression runs, each from the float model's averaged weights with the same
+#           recipe (--num-epochs, labels + KL to the frozen float model):
+#             lsq-b{8,6,4,3,2,1}      uniform LSQ at --granularity
+#             gq-b{4,3,2}, gq-b2_ffn1 general quantizer; the last with 1-bit FFNs
+#             mp1-t{4,3,2.5}          one-stage mixed precision at those average-bit targets
+#           and int8 post-training quantization (ptq-int8)
+#  stage 2: two-stage baselines mp2-t*: the bit map of mp1-t*, retrained from the float model
+#  stage 3: export every run as a packed file and decode that file (and the float model)
+#  stage 4: the table (quant_comparison/comparison.md, .json)
+# Needs ./prepare.sh and a trained float model (run.sh trains conformer_transducer/exp).
+set -euo pipefail
+
+stage=1
+stop_stage=4
+jobs=2
+float_dir=conformer_transducer/exp
+float_epoch=10
+num_epochs=2
+base_lr=5e-4
+granularity=channel
+anneal_batches=250
+uniform_bits="8 6 4 3 2 1"
+gq_bits="4 3 2"
+targets="4 3 2.5"
+decoding_method=modified_beam_search
+recipe=conformer_transducer
+
+script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cd "$script_dir"
+. ../../../utils/parse_options.sh
+
+log() { echo "$(date '+%Y-%m-%d %H:%M:%S') (run_quantizers.sh:${BASH_LINENO[0]}) $*"; }
+
+root=$recipe/exp_quant
+out_dir=$recipe/quant_comparison
+float_ckpt=$float_dir/epoch-$float_epoch.pt
+[ -f "$float_ckpt" ] || { echo "$0: $float_ckpt missing: train the float model first (run.sh)" >&2; exit 1; }
+mkdir -p "$root" "$out_dir"
+num_layers=$(python3 -c "import torch,sys; print(torch.load(sys.argv[1], map_location='cpu', weights_only=False)['model_config']['num_layers'])" "$float_ckpt")
+d="d$num_layers-w1.0"
+# run_queue (one thread per training) and resume_flag (continue from the newest epoch-K.pt)
+. ../../../utils/train_queue.sh
+
+common="./$recipe/train.py --num-epochs $num_epochs --tensorboard false --init-from $float_ckpt \
+--teacher-checkpoint $float_ckpt --distill true --student-label-scale 1.0 --base-lr $base_lr \
+--warmup-batches 50 --gq-anneal-batches $anneal_batches --mp-anneal-batches $anneal_batches"
+mp_model="quant_granularity=$granularity mp_candidates=2,3,4,6,8"
+
+# "dir|train flags" per compression run of stage 1
+stage1_runs() {
+  for b in $uniform_bits; do echo "lsq-b$b|--subnets $d-b$b --model quant_granularity=$granularity"; done
+  for b in $gq_bits; do echo "gq-b$b|--subnets $d-b$b --model quantizer=gq"; done
+  echo "gq-b2_ffn1|--subnets $d-b2_ffn1 --model quantizer=gq"
+  for t in $targets; do echo "mp1-t$t|--subnets $d-bmix --model $mp_model --mp-target-bits $t"; done
+}
+
+queue_runs() {
+  while IFS='|' read -r name flags; do
+    dir=$root/$name
+    [ -f "$dir/epoch-$num_epochs.pt" ] || echo "mkdir -p $dir && $common --exp-dir $dir $(resume_flag $dir) \
+$flags >> $dir/train-stdout.log 2>&1"
+  done | run_queue
+}
+
+if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+  log "stage 1: compression runs ($num_epochs epochs each from $float_ckpt, $jobs at a time)"
+  [ -f "$root/ptq-int8/epoch-1.pt" ] || ./$recipe/quantize_ptq.py --float-checkpoint "$float_ckpt" --exp-dir "$root/ptq-int8"
+  stage1_runs | queue_runs
+fi
+
+if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
+  log "stage 2: two-stage baselines (the searched bit maps, retrained from the float model)"
+  for t in $targets; do
+    echo "mp2-t$t|--subnets $d-bmix --model $mp_model --bit-map $root/mp1-t$t/bit-map.json"
+  done | queue_runs
+fi
+
+all_runs() {
+  echo "ptq-int8 1"
+  stage1_runs | cut -d'|' -f1 | sed "s/$/ $num_epochs/"
+  for t in $targets; do echo "mp2-t$t $num_epochs"; done
+}
+
+if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
+  log "stage 3: export and decode the packed files"
+  {
+    if ! ls "$float_dir/$decoding_method"/subnet-summary-*-epoch-$float_epoch-avg-1-use-averaged-model.json >/dev/null 2>&1; then
+      echo "./$recipe/decode.py --epoch $float_epoch --avg 1 --use-averaged-model true --exp-dir $float_dir \
+--decoding-method $decoding_method --num-threads 1 > $float_dir/decode-stdout.log 2>&1"
+    fi
+    all_runs | while read -r name epoch; do
+      dir=$root/$name
+      subnet=$(python3 -c "import torch,sys; print(torch.load(sys.argv[1], map_location='cpu', weights_only=False)['subnets'][0])" "$dir/epoch-$epoch.pt")
+      echo "./$recipe/export.py --exp-dir $dir --epoch $epoch --subnet $subnet > $dir/export-stdout.log 2>&1 && \
+./$recipe/decode.py --exp-dir $dir --packed-model $dir/$subnet.aio --decoding-method $decoding_method \
+--num-threads 1 > $dir/decode-stdout.log 2>&1"
+    done
+  } | run_queue
+fi
+
+if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
+  log "stage 4: comparison into $out_dir"
+  args=()
+  label() {
+    case $1 in
+      ptq-int8) echo "int8 post-training" ;;
+      lsq-b*) echo "uniform ${1#lsq-b}-bit" ;;
+      gq-b2_ffn1) echo "GQ mixed (2-bit, FFN 1-bit)" ;;
+      gq-b*) echo "GQ ${1#gq-b}-bit" ;;
+      mp1-t*) echo "one-stage target ${1#mp1-t}" ;;
+      mp2-t*) echo "two-stage target ${1#mp2-t}" ;;
+    esac
+  }
+  while read -r name _; do
+    args+=(--run "$(label "$name")=$root/$name")
+    case $name in mp2-t*) args+=(--search "$(label "$name")=$root/mp1-${name#mp2-}") ;; esac
+  done < <(all_runs)
+  python3 ../../../local/compare_quantizers.py --float-dir "$float_dir" --float-epoch "$float_epoch" \
+    --decoding-method "$decoding_method" --out-dir "$out_dir" "${args[@]}"
+fi

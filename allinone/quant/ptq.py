@@ -39,14 +39,14 @@ def quantize_checkpoint_int8(float_checkpoint: Path, out_dir: Path) -> Dict:
     Returns:
         {"subnet": name, "seconds": wall time of the quantization}.
     """
-    start = time.time()
+    start, cpu_start = time.time(), time.process_time()
     weights, cfg = float_weights(Path(float_checkpoint))
     cfg = ModelConfig.from_dict({**cfg, "quant_granularity": "channel", "norm_subnets": ()})
     model = Transducer(cfg)
     init_from_float(model, weights, str(float_checkpoint))
     set_max_abs_steps(model)
     subnet = SubnetConfig(depth=cfg.num_layers, bits=8)
-    seconds = time.time() - start
+    seconds, cpu_seconds = time.time() - start, time.process_time() - cpu_start
     state = model.state_dict()
     save_checkpoint_atomic(
         {
@@ -55,6 +55,7 @@ def quantize_checkpoint_int8(float_checkpoint: Path, out_dir: Path) -> Dict:
             "model_config": cfg.to_dict(),
             "subnets": [subnet.name],
             "train_seconds": seconds,
+            "train_cpu_seconds": cpu_seconds,
             "source": str(float_checkpoint),
         },
         Path(out_dir) / "epoch-1.pt",

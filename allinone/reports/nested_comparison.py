@@ -54,15 +54,16 @@ def load_decoded(exp_dir: Path, method: str, epoch: Optional[int]) -> Dict[str, 
     return out
 
 
-def train_seconds(exp_dir: Path, epoch: int) -> float:
-    """Training-loop wall time up to the end of ``epoch`` (kept in ``epoch-<epoch>.pt`` across resumes)."""
+def train_seconds(exp_dir: Path, epoch: int, key: str = "train_seconds") -> float:
+    """Training-loop wall time (or with ``key="train_cpu_seconds"`` its CPU time) up to the
+    end of ``epoch``, kept in ``epoch-<epoch>.pt`` across resumes."""
     path = Path(exp_dir) / f"epoch-{epoch}.pt"
     if not path.is_file():
         raise FileNotFoundError(f"{path} missing: did training reach epoch {epoch}?")
     state = load_checkpoint(path)
-    if "train_seconds" not in state:
-        raise ValueError(f"{path} records no training time (written by an older train.py)")
-    return float(state["train_seconds"])
+    if key not in state:
+        raise ValueError(f"{path} records no {key} (written by an older train.py)")
+    return float(state[key])
 
 
 def mapsswe_per_set(a: DecodedSubnet, b: DecodedSubnet, alpha: float) -> Dict[str, Dict]:

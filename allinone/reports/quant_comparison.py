@@ -34,8 +34,10 @@ def quant_row(
     if info is None:
         raise FileNotFoundError(f"no export.py summary (<subnet>.json) in {exp_dir}")
     seconds = train_seconds(exp_dir, _last_epoch(exp_dir))
+    cpu = train_seconds(exp_dir, _last_epoch(exp_dir), "train_cpu_seconds")
     if search_dir is not None:
         seconds += train_seconds(search_dir, _last_epoch(search_dir))
+        cpu += train_seconds(search_dir, _last_epoch(search_dir), "train_cpu_seconds")
     vs_float = mapsswe_per_set(decoded, baseline, alpha)
     return {
         "method": name,
@@ -49,6 +51,7 @@ def quant_row(
         "vs_float": vs_float,
         "lossless": not any(t["better"] == "B" for t in vs_float.values()),
         "compression_seconds": seconds,
+        "compression_cpu_seconds": cpu,
     }
 
 
@@ -97,7 +100,7 @@ def format_quant_report(report: Dict) -> str:
     rows = report["rows"]
     test_sets = list(report["float"]["wer"])
     head = ["method", "avg bits", "stored MB (packed file)", "compression"]
-    head += [f"WER {t}" for t in test_sets] + ["p vs float", "lossless", "compression time (s)"]
+    head += [f"WER {t}" for t in test_sets] + ["p vs float", "lossless", "compression wall / CPU (s)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
     fw = report["float"]["wer"]
     lines.append(
@@ -113,7 +116,8 @@ def format_quant_report(report: Dict) -> str:
         )
         cells = [r["method"], f"{r['average_bits']:.2f}", f"{r['stored_mb']:.3f}", f"{r['compression']:.2f}x"]
         cells += [f"{r['wer'][t]:.2f}" for t in test_sets]
-        cells += [p, "yes" if r["lossless"] else "no", f"{r['compression_seconds']:.0f}"]
+        cells += [p, "yes" if r["lossless"] else "no"]
+        cells.append(f"{r['compression_seconds']:.0f} / {r['compression_cpu_seconds']:.0f}")
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",

@@ -197,6 +197,10 @@ class Trainer:
             )
         self.train_module: nn.Module = NestedLoss(self.model)
         self.train_seconds = 0.0  # training-loop wall time of finished epochs (validation excluded)
+        # The same loop's CPU time (this process, all threads): comparable across runs that
+        # shared the machine with others, where wall time is not.
+        self.train_cpu_seconds = 0.0
+        self._epoch_cpu_start: Optional[float] = None
         self._epoch_start: Optional[float] = None  # set while an epoch runs
         self.model_avg = copy.deepcopy(self.model) if rank == 0 else None
         self.optimizer = torch.optim.AdamW(
@@ -258,6 +262,8 @@ class Trainer:
             # A mid-epoch checkpoint also counts the part of the epoch already run.
             "train_seconds": self.train_seconds
             + (time.time() - self._epoch_start if self._epoch_start is not None else 0.0),
+            "train_cpu_seconds": self.train_cpu_seconds
+            + (time.process_time() - self._epoch_cpu_start if self._epoch_cpu_start is not None else 0.0),
             "nested_plan": self._plan_signature(),
             "subnets": [s.name for s in self.plan.subnets],
             "model_config": self.model_cfg.to_dict(),
@@ -315,6 +321,7 @@ class Trainer:
         self.batch_idx_train = state["batch_idx_train"]
         self.best_valid_loss = state["best_valid_loss"]
         self.train_seconds = state.get("train_seconds", 0.0)
+        self.train_cpu_seconds = state.get("train_cpu_seconds", 0.0)
         self.resume_epoch = sampler["epoch"]
         self.resume_skip = sampler["batches_done"]
         if cfg.start_batch > 0 and cfg.start_epoch not in (1, self.resume_epoch):
@@ -432,6 +439,7 @@ class Trainer:
         skip = self.resume_skip if epoch == self.resume_epoch else 0
         tot: Dict[str, float] = {"loss": 0.0, "frames": 0.0, "audio": 0.0}
         t0 = self._epoch_start = time.time()
+        self._epoch_cpu_start = time.process_time()
         for batch_idx, batch in enumerate(loader, start=skip):
             if cfg.max_batches_per_epoch and batch_idx >= cfg.max_batches_per_epoch:
                 break
@@ -498,6 +506,8 @@ class Trainer:
                     self._prune_batch_checkpoints()
         elapsed = time.time() - t0
         self.train_seconds += elapsed
+        self.train_cpu_seconds += time.process_time() - self._epoch_cpu_start
+        self._epoch_cpu_start = None
         self._epoch_start = None
         if self.rank == 0:
             f = max(tot["frames"], 1.0)
@@ -606,6 +616,7 @@ class Trainer:
         peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
         summary = {
             "train_seconds": round(self.train_seconds, 1),
+            "train_cpu_seconds": round(self.train_cpu_seconds, 1),
             "peak_rss_mb_this_process": round(peak_rss_mb, 1),
             "batches": self.batch_idx_train,
             "subnets": [s.name for s in self.plan.subnets],

@@ -107,6 +107,7 @@ def test_quantizers_train_export_decode_and_tabulate(tiny_corpus, tmp_path):
     rows = {r["method"]: r for r in report["rows"]}
     seconds = lambda d: torch.load(d / "epoch-1.pt", weights_only=False)["train_seconds"]  # noqa: E731
     assert abs(rows["two-stage 3"]["compression_seconds"] - seconds(retrain) - seconds(search)) < 1e-6
+    assert 0 < rows["uniform 4-bit"]["compression_cpu_seconds"]
     assert (
         rows["GQ 2-bit"]["compression"] > rows["uniform 4-bit"]["compression"] > rows["int8"]["compression"]
     )

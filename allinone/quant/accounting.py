@@ -6,7 +6,8 @@ embeddings, decoder, joiner, CTC head, the subnet's BatchNorm running statistics
 32 bits. Only what the subnet runs is counted: layers ``1..depth``, the prefix of each
 FFN's hidden units. A weight-tied (unfolded) subnet stores each physical block it runs
 once, at the widest FFN prefix any of its uses needs, plus the per-occurrence state
-of repeats (BatchNorm running statistics, the optional relaxation gain and bias). The
+of repeats (BatchNorm running statistics, the optional relaxation gain and bias, for
+every stored block as many sets as the most repeated block needs). The
 simple-loss projections of the transducer are training-only and not part of a deployed
 system. Compression ratio = float32 size of the full model /
 stored size of the subnet.
@@ -103,10 +104,14 @@ def encoder_footprint(encoder: ConformerEncoder, subnet: SubnetConfig) -> Footpr
                 fp += dense_footprint(child, subnet.bits_for("conv"))
             else:
                 fp += dense_footprint(child)
-    for _ in repeats:
-        fp.add(2 * encoder.d_model, FLOAT_BITS, is_param=False)  # its BatchNorm statistics
+    # A deployed unfolded model keeps, for every block it stores, one set of per-repeat
+    # state per repeat of its most repeated block (tensors are (blocks, repeats, C)).
+    reps = max(repeats, default=0)
+    if reps:
+        if encoder.conv_norm == "batchnorm":
+            fp.add(len(widest) * reps * 2 * encoder.d_model, FLOAT_BITS, is_param=False)  # statistics
         if encoder.unfold_relax:
-            fp.add(2 * encoder.d_model, FLOAT_BITS)  # its output gain and bias
+            fp.add(len(widest) * reps * 2 * encoder.d_model, FLOAT_BITS)  # output gain and bias
     fp += dense_footprint(encoder.output_norm)
     return fp
 
@@ -139,7 +144,8 @@ def average_weight_bits(model: nn.Module, subnet: SubnetConfig) -> float:
     from allinone.quant.export import weight_class  # the export module imports this one
 
     subnet = subnet.resolved(model.encoder.num_layers)
-    blocks = {f"encoder.layers.{b}." for b in subnet.schedule(model.encoder.num_layers)}
+    schedule = subnet.schedule(model.encoder.num_layers)
+    blocks = {f"encoder.layers.{b}." for b in schedule}
     num = den = 0
     for name, m in model.encoder.named_modules(prefix="encoder"):
         if not isinstance(m, QUANT_LAYERS):
@@ -148,6 +154,12 @@ def average_weight_bits(model: nn.Module, subnet: SubnetConfig) -> float:
             continue
         bits = subnet.bits_for(weight_class(name + ".weight"))
         bits = m.chosen_bits() if bits == MIXED_BITS else bits
-        num += m.weight.numel() * bits
-        den += m.weight.numel()
+        numel = m.weight.numel()
+        if name.endswith((".ff.linear1", ".ff.linear2", ".ff_macaron.linear1", ".ff_macaron.linear2")):
+            block = int(name.split(".")[2])
+            ffn = model.encoder.layers[block].ff
+            ratio = max(subnet.layer_ratio(i) for i, b in enumerate(schedule) if b == block)
+            numel = numel // ffn.ffn_dim * ffn.hidden_units(ratio)  # the prefix of hidden units run
+        num += numel * bits
+        den += numel
     return num / den

@@ -32,6 +32,7 @@ from allinone.quant.pack import (
     PackedFileError,
     TensorRecord,
     offset_codes,
+    payload_bytes,
     read_packed_file,
     unoffset_codes,
     write_packed_file,
@@ -169,6 +170,7 @@ def export_subnet(model: Transducer, subnet: SubnetConfig, path) -> Dict:
     return {
         "path": str(path),
         "file_bytes": Path(path).stat().st_size,
+        "payload_bytes": payload_bytes(records),
         "accounted_bytes": subnet_footprint(model, subnet).stored_bytes,
         "config": small_cfg.to_dict(),
         "run_subnet": run.name,

@@ -115,7 +115,9 @@ class QuantizedWeightMixin:
             return gq_fake_quant(w, sorted_centroids(self.centroids[f"b{bits}"]), self.gq_alpha, hard, cfg.mu)
         step = slice_steps(self.steps[f"b{bits}"], cfg, out_units, in_units).abs().clamp(min=1e-8)
         if cfg.granularity == "group":
-            q = lsq_fake_quant(grouped(w, cfg.group_size), broadcast_step(step, w, cfg), bits)
+            # gradient scale from the real weights per group (padding excluded)
+            per_step = w.numel() / step.numel()
+            q = lsq_fake_quant(grouped(w, cfg.group_size), broadcast_step(step, w, cfg), bits, per_step)
             return ungrouped(q, w.shape)
         return lsq_fake_quant(w, broadcast_step(step, w, cfg), bits)
 

@@ -8,6 +8,7 @@ as the LSQ paper prescribes so that steps and weights learn at comparable rates.
 """
 
 import math
+from typing import Optional
 
 import torch
 
@@ -44,7 +45,9 @@ def _sign_ste(x: torch.Tensor) -> torch.Tensor:
     return (torch.where(x >= 0, 1.0, -1.0).to(x.dtype) - x).detach() + x
 
 
-def lsq_fake_quant(weight: torch.Tensor, step: torch.Tensor, bits: int) -> torch.Tensor:
+def lsq_fake_quant(
+    weight: torch.Tensor, step: torch.Tensor, bits: int, per_step: Optional[float] = None
+) -> torch.Tensor:
     """Quantize-dequantize ``weight`` on a ``bits``-bit grid of spacing ``step``.
 
     Args:
@@ -57,7 +60,7 @@ def lsq_fake_quant(weight: torch.Tensor, step: torch.Tensor, bits: int) -> torch
     """
     q = quant_levels(bits)
     # weights per step: the whole tensor for one step, a row or a group for finer steps
-    per_step = weight.numel() / step.numel()
+    per_step = weight.numel() / step.numel() if per_step is None else per_step
     s = _scale_grad(step, 1.0 / math.sqrt(per_step * q))
     v = torch.clamp(weight / s, -q, q)
     codes = _sign_ste(v) if bits == 1 else _round_ste(v)

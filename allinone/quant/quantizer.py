@@ -59,7 +59,11 @@ class QuantConfig:
             raise ValueError("the general quantizer is per tensor; use --quant-granularity tensor")
         if self.group_size < 1:
             raise ValueError(f"group_size must be >= 1, got {self.group_size}")
-        object.__setattr__(self, "mixed_candidates", tuple(sorted(int(b) for b in self.mixed_candidates)))
+        cands = tuple(sorted(int(b) for b in self.mixed_candidates))
+        bad = [b for b in cands if not 1 <= b <= 8 or b == 7]
+        if bad:
+            raise ValueError(f"mixed-precision candidates {bad} are not quantizer bit-widths (1-6, 8)")
+        object.__setattr__(self, "mixed_candidates", cands)
 
     def to_dict(self) -> dict:
         return asdict(self)

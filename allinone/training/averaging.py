@@ -3,6 +3,11 @@
 import torch
 import torch.nn as nn
 
+# Copied from the live model, not averaged: bit-width logits (the averaged model must
+# choose the bits the search chose, not those of logits averaged since step 0) and GQ
+# centroids (an average of levels that swapped order mixes unrelated levels).
+NOT_AVERAGED = (".mp_logits",) + tuple(f".centroids.b{b}" for b in range(1, 9))
+
 
 @torch.no_grad()
 def update_running_average(avg_model: nn.Module, model: nn.Module, batch_idx_train: int, period: int) -> None:
@@ -22,7 +27,7 @@ def update_running_average(avg_model: nn.Module, model: nn.Module, batch_idx_tra
     cur.update(dict(model.named_buffers()))
     for name, p in list(avg_model.named_parameters()) + list(avg_model.named_buffers()):
         src = cur[name]
-        if p.is_floating_point():
+        if p.is_floating_point() and not name.endswith(NOT_AVERAGED):
             p.mul_(1.0 - weight).add_(src.detach().to(p.dtype), alpha=weight)
         else:
             p.copy_(src)

@@ -11,7 +11,7 @@ from allinone.subnet import SubnetConfig
 from allinone.training.compression import init_from_float
 from allinone.unfold import statistics_keys
 
-GRID = ["d4-w1.0-b4", "d3-w0.5-b2_ffn1", "d8-w0.5-b3-urep", "d4-w1.0-b32", "d2-w1.0-b1"]
+GRID = ["d4-w1.0-b4", "d3-w0.5-b2_ffn1", "d8-w0.5-b3-urep", "d6-w1.0-b4-urep", "d4-w1.0-b32", "d2-w1.0-b1"]
 QUANT = [
     {},
     {"quant_granularity": "channel"},
@@ -49,6 +49,8 @@ def test_exported_subnets_reload_exactly_and_match_the_accounting(quant, tmp_pat
         subnet = SubnetConfig.from_name(name)
         info = export_subnet(model, subnet, tmp_path / f"{name}.aio")
         assert abs(file_vs_accounting(info)) < 0.02, (name, info)
+        # the payload is the accounted size exactly, up to each packed tensor's last byte
+        assert 0 <= info["payload_bytes"] - info["accounted_bytes"] < 100, (name, info)
         small, run, meta = load_packed_model(tmp_path / f"{name}.aio")
         assert meta["source_subnet"] == subnet.resolved(4).name
         with torch.no_grad():

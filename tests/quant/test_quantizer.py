@@ -65,7 +65,7 @@ def test_lsq_step_gradient_follows_the_published_formula_per_step(granularity):
         ids = torch.arange(w.shape[0])[:, None].expand_as(w)
     else:
         s = step.repeat_interleave(8, dim=1)[:, : w.shape[1]]
-        per_step = 8  # padded groups count their padding, as the layer does
+        per_step = w.numel() / step.numel()  # real weights per group: padding does not count
         ids = torch.arange(step.numel()).view(step.shape).repeat_interleave(8, dim=1)[:, : w.shape[1]]
     v = w / s
     d = torch.where(v.abs() < q, v.round() - v, torch.sign(v) * q) / math.sqrt(per_step * q)

@@ -92,7 +92,7 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   {
     if ! ls "$float_dir/$decoding_method"/subnet-summary-*-epoch-$float_epoch-avg-1-use-averaged-model.json >/dev/null 2>&1; then
       echo "./$recipe/decode.py --epoch $float_epoch --avg 1 --use-averaged-model true --exp-dir $float_dir \
---decoding-method $decoding_method --num-threads 1 > $float_dir/decode-stdout.log 2>&1"
+--decoding-method $decoding_method --num-threads 1 > $root/float-decode.log 2>&1"
     fi
     all_runs | while read -r name epoch; do
       dir=$root/$name

@@ -241,6 +241,8 @@ class Trainer:
             "distill_scale": p.distill_scale,
             "student_label_scale": p.student_label_scale,
             "distill_start": p.distill_start,
+            "compression": asdict(self.compression.cfg),
+            "mp_lr_scale": self.cfg.mp_lr_scale,
         }
 
     def _state(self, epoch: int, batches_done: int) -> Dict:
@@ -299,12 +301,14 @@ class Trainer:
             )
         saved_plan = state.get("nested_plan")
         if saved_plan is not None:
-            saved_plan = {"distill_start": 0, **saved_plan}  # written before delayed distillation
+            # options added after older checkpoints were written, at the values those runs had
+            legacy = {"distill_start": 0, "compression": asdict(CompressionConfig()), "mp_lr_scale": 50.0}
+            saved_plan = {**legacy, **saved_plan}
         if saved_plan is not None and saved_plan != self._plan_signature():
             raise ValueError(
                 f"{path} was trained with the nested plan {saved_plan}, but this run asks for "
                 f"{self._plan_signature()}: give the same --subnets, --subnet-policy, --sandwich-k, "
-                "--subnet-loss-weights and distillation flags to resume"
+                "--subnet-loss-weights, distillation and compression flags to resume"
             )
         sampler = state["sampler"]
         for key in ("seed", "world_size", "max_duration"):

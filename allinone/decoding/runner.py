@@ -73,10 +73,24 @@ def load_for_decoding(
     Returns:
         (model in eval mode, the subnets it was trained with, largest first).
     """
+    sd, end_state = decoding_weights(exp_dir, epoch, avg, use_averaged_model)
+    model = _model_from_state(end_state)
+    model.load_state_dict(sd)
+    return model, trained_subnets(end_state, Path(exp_dir) / f"epoch-{epoch}.pt")
+
+
+def decoding_weights(
+    exp_dir: Path, epoch: int, avg: int = 1, use_averaged_model: bool = True
+) -> Tuple[Dict[str, torch.Tensor], Dict]:
+    """The weights ``decode.py --epoch --avg --use-averaged-model`` scores, and ``epoch-<epoch>.pt``.
+
+    With ``use_averaged_model`` this is the mean of the weights over the steps of the last
+    ``avg`` epochs (not the average since step 0 that ``model_avg`` holds, which still
+    includes the untrained early weights); otherwise the mean of the epochs' final weights.
+    """
     exp_dir = Path(exp_dir)
     end_path = exp_dir / f"epoch-{epoch}.pt"
     end_state = load_checkpoint(end_path)
-    model = _model_from_state(end_state)
     if avg < 1 or avg > epoch:
         raise ValueError(f"--avg must be in 1..{epoch}, got {avg}")
     if use_averaged_model:
@@ -89,8 +103,7 @@ def load_for_decoding(
         logging.info(f"averaged model over the steps of epochs {epoch - avg + 1}..{epoch}")
     else:
         sd = average_state_dicts([exp_dir / f"epoch-{e}.pt" for e in range(epoch - avg + 1, epoch + 1)])
-    model.load_state_dict(sd)
-    return model, trained_subnets(end_state, end_path)
+    return sd, end_state
 
 
 @dataclass

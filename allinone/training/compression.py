@@ -9,6 +9,7 @@ precision add ``mp_penalty_scale * (expected average bits - target)^2``.
 """
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional, Tuple
@@ -16,6 +17,7 @@ from typing import Dict, Optional, Tuple
 import torch
 import torch.nn as nn
 
+from allinone.decoding.runner import decoding_weights
 from allinone.quant.gq import GQSchedule
 from allinone.quant.layers import reset_quant_steps, set_quant_annealing
 from allinone.quant.mixed import (
@@ -37,9 +39,20 @@ QUANTIZER_KEYS = (".steps.", ".centroids.", ".mp_logits", ".mp_bits")
 
 
 def float_weights(path: Path) -> Tuple[Dict[str, torch.Tensor], Dict]:
-    """The averaged weights of a checkpoint (the raw ones if it has none) and its model config."""
+    """The weights of a trained model and its model config.
+
+    For ``epoch-N.pt`` these are the weights ``decode.py --epoch N --avg 1
+    --use-averaged-model true`` scores (the mean over epoch N's steps), so the model a
+    compression run starts from is the one the float baseline's WER belongs to; for any
+    other checkpoint file, its final weights.
+    """
+    path = Path(path)
+    m = re.fullmatch(r"epoch-(\d+)\.pt", path.name)
+    if m:
+        weights, state = decoding_weights(path.parent, int(m.group(1)), 1, True)
+        return weights, state["model_config"]
     state = load_checkpoint(path)
-    return state.get("model_avg") or state["model"], state["model_config"]
+    return state["model"], state["model_config"]
 
 
 @torch.no_grad()

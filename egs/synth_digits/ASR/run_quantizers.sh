@@ -96,6 +96,8 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
     fi
     all_runs | while read -r name epoch; do
       dir=$root/$name
+      # already exported and decoded: nothing to redo
+      ls "$dir/$decoding_method"/subnet-summary-*-packed.json >/dev/null 2>&1 && continue
       subnet=$(python3 -c "import torch,sys; print(torch.load(sys.argv[1], map_location='cpu', weights_only=False)['subnets'][0])" "$dir/epoch-$epoch.pt")
       echo "./$recipe/export.py --exp-dir $dir --epoch $epoch --subnet $subnet > $dir/export-stdout.log 2>&1 && \
 ./$recipe/decode.py --exp-dir $dir --packed-model $dir/$subnet.aio --decoding-method $decoding_method \

@@ -9,8 +9,9 @@ float model the rows are tested against with MAPSSWE.
 
 import json
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
+from allinone.quant.mixed import format_bit_map
 from allinone.reports.nested_comparison import load_decoded, mapsswe_per_set, train_seconds
 
 
@@ -27,10 +28,9 @@ def quant_row(
     """One table row for the compression run in ``exp_dir`` (``search_dir``: its bit-map search)."""
     exp_dir = Path(exp_dir)
     (decoded,) = load_decoded(exp_dir, method, None).values()
-    info_files = sorted(exp_dir.glob("*.json"))
-    info = next(
-        (json.loads(p.read_text()) for p in info_files if "file_bytes" in json.loads(p.read_text())), None
-    )
+    # export.py's summary is the JSON file beside the packed file that records its size
+    infos = (json.loads(p.read_text()) for p in sorted(exp_dir.glob("*.json")))
+    info = next((i for i in infos if isinstance(i, dict) and "file_bytes" in i), None)
     if info is None:
         raise FileNotFoundError(f"no export.py summary (<subnet>.json) in {exp_dir}")
     seconds = train_seconds(exp_dir, _last_epoch(exp_dir))
@@ -134,15 +134,9 @@ def format_quant_report(report: Dict) -> str:
     maps = [r for r in rows if r["bit_map"]]
     for r in maps:
         lines += ["", f"Per-layer bits of {r['method']} (average {r['average_bits']:.2f}):", "```"]
-        lines += _compact_map(r["bit_map"])
+        lines += format_bit_map(r["bit_map"]).splitlines()
         lines.append("```")
     return "\n".join(lines) + "\n"
-
-
-def _compact_map(bits: Dict[str, int]) -> List[str]:
-    from allinone.quant.mixed import format_bit_map
-
-    return format_bit_map(bits).splitlines()
 
 
 def write_quant_report(report: Dict, out_dir: Path) -> None:

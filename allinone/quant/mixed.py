@@ -10,8 +10,18 @@ temperature is annealed, ``TauSchedule``). The training loss adds
 
 where the expected bits of a layer are ``softmax(logits) . candidates`` and the average
 is weighted by each layer's number of weights, so the bit budget is a model-size
-budget. Finalising takes the argmax of each layer's logits (``finalise``) into a fixed
-per-layer bit map, which is saved as JSON; the two-stage baseline loads such a map into
+budget. Finalising (``finalise``) turns the logits into a fixed per-layer bit map:
+
+- without a target, each layer's argmax;
+- with a target, the argmax moved to the budget (``budgeted_argmax``). The expected
+  bits can sit on target while the argmax lands far from it: a layer at probabilities
+  (0.48, 0.34, 0.10, 0.04, 0.05) over {2, 3, 4, 6, 8} expects 3.0 bits and its argmax
+  is 2 (measured: a search at target 3 whose argmax map averaged 2.01 bits). The
+  argmax map is moved one candidate at a time, cheapest log-probability per bit first,
+  until its average meets the target, so the logits still decide which layers get
+  the bits.
+
+The map is which is saved as JSON; the two-stage baseline loads such a map into
 a model retrained from the float weights (``apply_bit_map``).
 """
 
@@ -19,7 +29,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -99,10 +109,63 @@ def apply_bit_map(model: nn.Module, bits: Dict[str, int], source: str = "bit map
         m.mp_bits.fill_(b)
 
 
-def finalise(model: nn.Module) -> Dict[str, int]:
-    """Fix every mixed layer at the argmax of its logits; returns the bit map."""
-    chosen = {n: m.mp_logits.argmax().item() for n, m in mixed_layers(model)}
-    bits = {n: m.quant_cfg.mixed_candidates[chosen[n]] for n, m in mixed_layers(model)}
+@torch.no_grad()
+def budgeted_argmax(model: nn.Module, target_bits: float) -> Dict[str, int]:
+    """The argmax map, moved one candidate at a time towards ``target_bits``.
+
+    Starting from every layer's argmax, each move shifts one layer to its next candidate
+    in the direction of the target, choosing the move that costs the least
+    log-probability per bit of average moved; moves stop once the average reaches or
+    crosses the target, and of the last two maps the one closer to it is returned (ties:
+    the smaller). A layer therefore only ever moves towards the target, the layers the
+    search was least sure about move first, and the result is within one move of the
+    target (a layer's share of the weights times its candidate gap).
+    """
+    layers = mixed_layers(model)
+    _require(layers)
+    total = sum(m.weight.numel() for _, m in layers)
+    cands = [m.quant_cfg.mixed_candidates for _, m in layers]
+    if not all(min(c) <= target_bits <= max(c) for c in cands):
+        raise ValueError(f"target {target_bits} bits is outside the candidates {sorted(set(cands))}")
+    order = [sorted(range(len(c)), key=c.__getitem__) for c in cands]  # candidate indices by bits
+    log_probs = [m.mp_logits.detach().double().log_softmax(-1).tolist() for _, m in layers]
+    share = [m.weight.numel() / total for _, m in layers]
+    rank = [o.index(int(m.mp_logits.argmax())) for o, (_, m) in zip(order, layers)]
+
+    def bits_at(i: int, r: int) -> int:
+        return cands[i][order[i][r]]
+
+    def average() -> float:
+        return sum(s * bits_at(i, r) for i, (s, r) in enumerate(zip(share, rank)))
+
+    avg = average()
+    step = 1 if avg < target_bits else -1
+    previous = (avg, list(rank))
+    while (target_bits - avg) * step > 0:
+        best = None
+        for i, r in enumerate(rank):
+            if not 0 <= r + step < len(cands[i]):
+                continue
+            cost = log_probs[i][order[i][r]] - log_probs[i][order[i][r + step]]
+            per_bit = cost / (share[i] * abs(bits_at(i, r + step) - bits_at(i, r)))
+            if best is None or per_bit < best[0]:
+                best = (per_bit, i)
+        if best is None:
+            break
+        previous = (avg, list(rank))
+        rank[best[1]] += step
+        avg = average()
+    if (abs(previous[0] - target_bits), previous[0]) < (abs(avg - target_bits), avg):
+        rank = previous[1]
+    return {n: bits_at(i, r) for i, ((n, _), r) in enumerate(zip(layers, rank))}
+
+
+def finalise(model: nn.Module, target_bits: Optional[float] = None) -> Dict[str, int]:
+    """Fix every mixed layer's bits: the argmax, or ``budgeted_argmax`` for a target; returns the map."""
+    if target_bits is None:
+        bits = {n: m.quant_cfg.mixed_candidates[int(m.mp_logits.argmax())] for n, m in mixed_layers(model)}
+    else:
+        bits = budgeted_argmax(model, target_bits)
     apply_bit_map(model, bits)
     return bits
 

@@ -50,6 +50,9 @@ def add_train_arguments(parser: argparse.ArgumentParser, defaults: Dict) -> None
         "distill_scale": "weight of a student's KL term",
         "student_label_scale": "weight of a student's label losses when distilling",
         "distill_start_batch": "global batch from which distillation runs (labels only before it)",
+        "warmup_subnet": "one subnet (e.g. the 6-layer seed of a deeper model) trained alone "
+        "for the first --warmup-subnet-batches batches",
+        "warmup_subnet_batches": "length of the --warmup-subnet phase in global batches (0: none)",
         "unfold_relax": "give each repeat of an unfolded block its own output gain and bias",
         "init_from": "start from this trained (float) checkpoint's averaged weights; quantizers are "
         "initialised from them",

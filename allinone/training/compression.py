@@ -24,9 +24,9 @@ from allinone.quant.mixed import (
     TauSchedule,
     apply_bit_map,
     average_bits,
-    bit_map,
     bit_penalty,
     expected_average_bits,
+    finalise,
     format_bit_map,
     load_bit_map,
     mixed_layers,
@@ -148,12 +148,23 @@ class Compression:
             expected = expected_average_bits(model).item()
         return penalty, {"bit_penalty": penalty.item(), "expected_bits": expected}
 
-    def finish(self, model: nn.Module, exp_dir: Path) -> None:
-        """After training: write the bit map the search chose for ``model`` (the one decoded)."""
+    def finalise(self, models, exp_dir: Optional[Path]) -> None:
+        """After the last epoch's steps: fix the searched bit map in every model and save it.
+
+        The map comes from the first model's logits (argmax, or the argmax under the budget
+        when ``--mp-target-bits`` is given, ``allinone.quant.mixed.finalise``); each model in
+        ``models`` (the live one and the averaged copy) then runs it, so validation, the
+        epoch checkpoint and everything decoded or exported from it use the final map.
+        """
         if not self.searching:
             return
-        bits = bit_map(model)
-        avg = average_bits(model)
+        first, *others = models
+        bits = finalise(first, self.cfg.mp_target_bits or None)
+        for m in others:
+            apply_bit_map(m, bits)
+        avg = average_bits(first)
+        if exp_dir is None:  # not the writing rank
+            return
         save_bit_map(bits, exp_dir / "bit-map.json", avg)
         logging.info(
             f"mixed precision: average {avg:.3f} bits (target {self.cfg.mp_target_bits}); "

@@ -38,6 +38,10 @@ class NestedPlan:
         distill_start: first global batch with KL terms; before it every subnet learns
             from the labels alone, so a teacher still on the blank-only plateau does
             not pin its students there.
+        warmup: subnets that train alone for the first ``warmup_batches`` global batches
+            (progressive depth: a shallow seed leaves the blank-only plateau first, the
+            deeper paths then start from working blocks); no KL terms meanwhile.
+        warmup_batches: length of that phase (0 = none).
     """
 
     subnets: tuple
@@ -48,6 +52,8 @@ class NestedPlan:
     distill_scale: float = 1.0
     student_label_scale: float = 0.5
     distill_start: int = 0
+    warmup: tuple = ()
+    warmup_batches: int = 0
 
     def __post_init__(self):
         if self.policy not in POLICIES:
@@ -60,6 +66,12 @@ class NestedPlan:
             raise SubnetError(
                 f"loss weights given for subnets not in the grid: {unknown}; grid: {sorted(names)}"
             )
+        if self.warmup_batches > 0 and not self.warmup:
+            raise SubnetError("a warm-up phase needs the subnets it trains (--warmup-subnet)")
+
+    def warming_up(self, step: int) -> bool:
+        """Whether global batch ``step`` (counted from 1) belongs to the warm-up phase."""
+        return bool(self.warmup) and step <= self.warmup_batches
 
     @property
     def teacher(self) -> SubnetConfig:
@@ -67,7 +79,7 @@ class NestedPlan:
 
     def distills_at(self, step: int) -> bool:
         """Whether students get KL terms at global batch ``step``."""
-        return self.distill and step >= self.distill_start
+        return self.distill and step >= self.distill_start and not self.warming_up(step)
 
     def weight(self, name: str) -> float:
         return dict(self.loss_weights).get(name, 1.0)
@@ -83,6 +95,8 @@ class NestedPlan:
         The random middle subnets of the sandwich rule come from a generator seeded by
         (seed, step), so a resumed run picks exactly what an uninterrupted one would.
         """
+        if self.warming_up(step):
+            return list(self.warmup)
         subnets = list(self.subnets)
         if self.effective_policy() == "all" or len(subnets) <= 2:
             return subnets

@@ -33,7 +33,7 @@ from allinone.data.tokenizer import BpeTokenizer
 from allinone.nn.model import ModelConfig, Transducer
 from allinone.nn.subsampling import subsampled_lengths
 from allinone.quant.accounting import subnet_footprint
-from allinone.subnet import full_subnet, parse_subnets
+from allinone.subnet import SubnetError, full_subnet, parse_subnets
 from allinone.training.averaging import update_running_average
 from allinone.training.compression import Compression, CompressionConfig
 from allinone.training.nested import (
@@ -100,6 +100,8 @@ class TrainConfig:
     distill_scale: float = 1.0
     student_label_scale: float = 0.5
     distill_start_batch: int = 0
+    warmup_subnet: str = ""
+    warmup_subnet_batches: int = 0
     unfold_relax: bool = False
     # compression runs (allinone.training.compression)
     init_from: str = ""
@@ -185,6 +187,8 @@ class Trainer:
             distill_scale=cfg.distill_scale,
             student_label_scale=cfg.student_label_scale,
             distill_start=cfg.distill_start_batch,
+            warmup=self._warmup_subnets(subnets, num_layers),
+            warmup_batches=cfg.warmup_subnet_batches,
         )
         self.compression = Compression(
             CompressionConfig(**{f.name: getattr(cfg, f.name) for f in fields(CompressionConfig)}),
@@ -229,6 +233,22 @@ class Trainer:
         ]
 
     # ----------------------------------------------------------------- checkpoints
+    def _warmup_subnets(self, grid, num_layers: int) -> tuple:
+        """The ``--warmup-subnet`` as a tuple (empty without one), checked against the model."""
+        if not self.cfg.warmup_subnet:
+            return ()
+        parsed = parse_subnets(self.cfg.warmup_subnet, num_layers)
+        if len(parsed) != 1:
+            raise SubnetError(f"--warmup-subnet takes one subnet, got {[s.name for s in parsed]}")
+        sub = parsed[0]
+        names = {s.name for s in grid}
+        if sub.name not in names and statistics_keys(grid, num_layers):
+            raise SubnetError(
+                f"--warmup-subnet {sub.name} is not in the grid ({', '.join(sorted(names))}), and this "
+                "model keeps BatchNorm statistics per grid subnet: warm up one of them"
+            )
+        return (sub,)
+
     def _plan_signature(self) -> Dict:
         """What defines the nested training objective; a resume must not change it."""
         p = self.plan
@@ -241,6 +261,8 @@ class Trainer:
             "distill_scale": p.distill_scale,
             "student_label_scale": p.student_label_scale,
             "distill_start": p.distill_start,
+            "warmup": [s.name for s in p.warmup],
+            "warmup_batches": p.warmup_batches,
             "compression": asdict(self.compression.cfg),
             "mp_lr_scale": self.cfg.mp_lr_scale,
         }
@@ -302,7 +324,7 @@ class Trainer:
         saved_plan = state.get("nested_plan")
         if saved_plan is not None:
             # options added after older checkpoints were written, at the values those runs had
-            legacy = {"distill_start": 0, "compression": asdict(CompressionConfig()), "mp_lr_scale": 50.0}
+            legacy = {"distill_start": 0, "warmup": [], "warmup_batches": 0, "compression": asdict(CompressionConfig()), "mp_lr_scale": 50.0}
             saved_plan = {**legacy, **saved_plan}
         if saved_plan is not None and saved_plan != self._plan_signature():
             raise ValueError(
@@ -589,6 +611,9 @@ class Trainer:
             epoch_sampler = sorted_sampler if epoch <= cfg.sortagrad_epochs else sampler
             loader = dm.train_dataloader(epoch_sampler, epoch, skip)
             self.train_one_epoch(epoch, loader, valid_loader)
+            if epoch == cfg.num_epochs:
+                models = [_unwrap(self.model)] + ([self.model_avg] if self.model_avg is not None else [])
+                self.compression.finalise(models, self.exp_dir if self.rank == 0 else None)
             valid_losses = self.validate(valid_loader)
             valid_loss = sum(valid_losses.values()) / len(valid_losses)
             if self.rank == 0:
@@ -611,7 +636,6 @@ class Trainer:
         if self.tb is not None:
             self.tb.close()
         if self.rank == 0:
-            self.compression.finish(self.model_avg, self.exp_dir)
             self._write_summary()
         logging.info("done")
 

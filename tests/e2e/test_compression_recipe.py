@@ -70,6 +70,10 @@ def test_quantizers_train_export_decode_and_tabulate(tiny_corpus, tmp_path):
     assert "expected_bits" in log and "mixed precision: average" in log
     bit_map = json.loads((search / "bit-map.json").read_text())
     assert set(bit_map["layers"].values()) <= {2, 3, 4, 6, 8}
+    assert abs(bit_map["average_bits"] - 3.0) < 0.1  # finalised under the budget
+    for kind in ("model", "model_avg"):  # the last epoch's checkpoint holds the finalised map
+        saved = torch.load(search / "epoch-1.pt", map_location="cpu", weights_only=False)[kind]
+        assert {k[: -len(".mp_bits")]: int(v) for k, v in saved.items() if k.endswith(".mp_bits")} == bit_map["layers"]
 
     retrain = tmp_path / "mp2"
     _compress(root, lang, retrain, ckpt, "--subnets", "d2-w1.0-bmix", "--model", "mp_candidates=2,3,4,6,8",

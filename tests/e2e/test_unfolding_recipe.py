@@ -1,13 +1,14 @@
 """End to end: unfolding training, decoding per logical depth, step memory and the comparison."""
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
 import torch
 
 from tests.e2e.test_all_in_one import decode_cmd, one_epoch
-from tests.e2e.test_recipe import RECIPE, run, train_cmd
+from tests.e2e.test_recipe import RECIPE, _env, run, train_cmd
 
 REPO = Path(__file__).resolve().parents[2]
 # The tiny model has 2 blocks: a seed of 2 unfolded to logical depths 4 and 3.
@@ -21,6 +22,7 @@ def test_unfolding_trains_decodes_and_compares_with_plain_models(tiny_corpus, tm
     flags = [
         "--subnets", ",".join(GRID), "--subnet-policy", "sandwich", "--sandwich-k", "1",
         "--distill", "true", "--distill-start-batch", "2", "--student-label-scale", "1.0",
+        "--warmup-subnet", "d2-w1.0-b32", "--warmup-subnet-batches", "1",
         "--distill-scale", "0.5", "--subnet-loss-weights", "d2-w1.0-b32=0.3", "--unfold-relax", "true",
     ]  # fmt: skip
     run(one_epoch(train_cmd(root, lang, exp, *flags)))
@@ -31,6 +33,16 @@ def test_unfolding_trains_decodes_and_compares_with_plain_models(tiny_corpus, tm
     log = next((exp / "log").glob("log-train-*")).read_text()
     first, later = log.split("global 2:")[0], log.split("global 2:")[1]
     assert "/kl" not in first and "d2-w1.0-b32/kl" in later  # KL only from --distill-start-batch
+    warmup_line = first.split("global 1:")[1].splitlines()[0]
+    assert "(d2-w1.0-b32 " in warmup_line and "urep" not in warmup_line  # the seed alone
+    assert "d4-w1.0-b32-urep" in later.splitlines()[0]
+
+    # a warm-up subnet outside a grid with per-subnet BatchNorm statistics is refused up front
+    bad = subprocess.run(
+        train_cmd(root, lang, tmp_path / "bad", *flags[:-4], "--warmup-subnet", "d1-w1.0-b32"),
+        capture_output=True, text=True, env=_env(), timeout=300,
+    )  # fmt: skip
+    assert bad.returncode != 0 and "--warmup-subnet d1-w1.0-b32 is not in the grid" in bad.stderr
 
     out = run(decode_cmd(root, lang, exp))
     for name in GRID:
@@ -40,7 +52,9 @@ def test_unfolding_trains_decodes_and_compares_with_plain_models(tiny_corpus, tm
     for twin in PLAIN.values():
         depth = twin.split("-")[0][1:]
         d = plain_root / twin
-        run(one_epoch(train_cmd(root, lang, d, "--model", f"num_layers={depth}")))
+        # the deeper plain twins warm up on their bottom 2 layers, like the one pass on its seed
+        warmup = ["--warmup-subnet", "d2-w1.0-b32", "--warmup-subnet-batches", "1"] if depth != "2" else []
+        run(one_epoch(train_cmd(root, lang, d, "--model", f"num_layers={depth}", *warmup)))
         run(decode_cmd(root, lang, d))
 
     memory = tmp_path / "memory.jsonl"

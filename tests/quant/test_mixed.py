@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from allinone.nn.model import ModelConfig, Transducer
@@ -12,6 +13,7 @@ from allinone.quant.mixed import (
     average_bits,
     bit_map,
     bit_penalty,
+    budgeted_argmax,
     expected_average_bits,
     finalise,
     load_bit_map,
@@ -124,3 +126,48 @@ def test_temperature_schedule_is_geometric_between_its_ends():
     s = TauSchedule(1.0, 0.1, 100)
     assert s.tau(0) == 1.0 and s.tau(100) == 0.1 and s.tau(1000) == 0.1
     assert abs(s.tau(50) - 0.1**0.5) < 1e-9
+
+
+def _spread_model(seed=0) -> nn.Module:
+    """Forty layers of similar size, each near a measured failure: expects about 3 bits, argmax 2."""
+    torch.manual_seed(seed)
+    holder = nn.Module()
+    holder.encoder = nn.ModuleList([QLinear(int(n), 8) for n in torch.randint(8, 16, (40,))])
+    spread = torch.tensor([0.48, 0.34, 0.10, 0.04, 0.04]).log()
+    for m in holder.encoder:
+        m.configure_quantizer(QuantConfig(mixed_candidates=CANDS))
+        with torch.no_grad():
+            m.mp_logits.copy_(spread + 0.3 * torch.randn(5))
+    return holder
+
+
+@pytest.mark.parametrize("target", [2.5, 3.0, 4.0, 6.0])
+def test_budgeted_finalising_lands_on_the_target_where_the_argmax_does_not(target):
+    model = _spread_model()
+    argmax = {n: CANDS[int(m.mp_logits.argmax())] for n, m in mixed_layers(model)}
+    assert abs(average_bits(model) - target) > 0.3  # the plain argmax misses
+    bits = finalise(model, target)
+    assert abs(average_bits(model) - target) < 0.05
+    assert bit_map(model) == bits
+    # every layer moved towards the target only, and most kept their argmax where possible
+    assert all(bits[n] >= argmax[n] for n in bits)
+
+
+def test_budgeted_finalising_moves_the_least_certain_layers_first():
+    model = _spread_model()
+    layers = [m for _, m in mixed_layers(model)]
+    with torch.no_grad():  # every layer sure of 2 bits but one, nearly undecided between 2 and 3
+        for m in layers:
+            m.mp_logits.copy_(torch.tensor([5.0, 0.0, -9.0, -9.0, -9.0]))
+        layers[7].mp_logits.copy_(torch.tensor([0.5, 0.49, 1e-4, 1e-4, 1e-4]).log())
+    share = layers[7].weight.numel() / sum(m.weight.numel() for m in layers)
+    bits = budgeted_argmax(model, 2.0 + share)
+    assert [b for b in bits.values()] == [2] * 7 + [3] + [2] * 32
+
+
+def test_budgeted_finalising_keeps_an_argmax_already_on_target():
+    model = _spread_model()
+    bits = {n: CANDS[int(m.mp_logits.argmax())] for n, m in mixed_layers(model)}
+    assert finalise(model, average_bits(model)) == bits
+    with pytest.raises(ValueError, match="outside the candidates"):
+        budgeted_argmax(model, 9.0)

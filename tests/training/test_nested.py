@@ -88,6 +88,17 @@ def test_sandwich_runs_largest_smallest_and_k_random_reproducibly():
     assert NestedPlan(GRID, policy="auto").select(0, 0) == list(GRID)  # at most 6 subnets: all
 
 
+def test_warmup_phase_trains_only_the_warmup_subnet_and_delays_distillation():
+    seed = GRID[-1]
+    plan = NestedPlan(GRID, policy="all", distill=True, distill_start=2, warmup=(seed,), warmup_batches=5)
+    # global batches count from 1: batches 1..5 warm up
+    assert [plan.select(step, seed=0) for step in range(1, 6)] == [[seed]] * 5
+    assert plan.select(6, seed=0) == list(GRID)
+    assert [plan.distills_at(step) for step in (2, 5, 6)] == [False, False, True]
+    with pytest.raises(SubnetError, match="warm-up"):
+        NestedPlan(GRID, warmup_batches=5)
+
+
 def test_plan_rejects_weights_for_unknown_subnets_and_bad_policies():
     with pytest.raises(SubnetError, match="d9-w1.0-b32"):
         NestedPlan(GRID, loss_weights=parse_loss_weights("d9-w1.0-b32=2"))

@@ -5,11 +5,16 @@
 # Usage: egs/synth_digits/ASR/run_unfolding.sh [--stage N] [--stop-stage N] [--jobs N]
 #            [--subnets GRID] [--num-epochs N] [--alpha A] [--beta B]
 #            [--distill-start-batch N] [--sandwich-k K] [--unfold-relax true|false]
+#            [--seed-warmup-batches N] [--exp-suffix S]
 #  stage 1: train the unfolding grid in one pass (exp_unfold/): every step runs the deepest
 #           path, the seed and --sandwich-k sampled middle depths; loss = deepest
 #           + alpha * seed (+ middle depths) + beta * KL(deepest -> each other path) from
 #           batch --distill-start-batch on. Then every plain twin (exp_plain/<name>/, the
-#           same recipe with num_layers = its logical depth); --jobs at a time, 1 thread each
+#           same recipe with num_layers = its logical depth); --jobs at a time, 1 thread each.
+#           With --seed-warmup-batches N, the first N batches of every run deeper than the
+#           seed train only the seed's depth (the one pass: the seed; a plain model: its
+#           bottom layers), and no KL runs before batch N + 1: deep and multi-path models
+#           otherwise stay on the blank-only plateau for most of 8 epochs (RESULTS.md)
 #  stage 2: decode every logical depth of both kinds (modified beam search, one thread)
 #  stage 3: peak memory of a training step of each path alone, each plain model, and the
 #           one-pass step (unfold_comparison/memory.jsonl)
@@ -27,6 +32,7 @@ beta=1.0
 distill_start_batch=500
 sandwich_k=1
 unfold_relax=false
+seed_warmup_batches=0
 exp_suffix=""
 decoding_method=modified_beam_search
 recipe=conformer_transducer
@@ -38,7 +44,7 @@ cd "$script_dir"
 log() { echo "$(date '+%Y-%m-%d %H:%M:%S') (run_unfolding.sh:${BASH_LINENO[0]}) $*"; }
 
 unfold_dir=$recipe/exp_unfold$exp_suffix
-plain_root=$recipe/exp_plain
+plain_root=$recipe/exp_plain$exp_suffix
 out_dir=$recipe/unfold_comparison$exp_suffix
 mkdir -p "$plain_root" "$out_dir"
 # "name:logical depth" per subnet of the grid, the seed last; and the seed's name.
@@ -56,6 +62,8 @@ print(n, grid[-1].name, " ".join(f"{s.name}:{plain_twin(s.name).name}:{s.depth}"
 EOF2
 )
 log "$num_blocks physical blocks; seed $seed; grid (name:plain twin:depth): $pairs"
+warmup=""
+if [ "$seed_warmup_batches" -gt 0 ]; then warmup="--warmup-subnet $seed --warmup-subnet-batches $seed_warmup_batches"; fi
 
 # run_queue (one thread per training) and resume_flag (continue from the newest epoch-K.pt)
 . ../../../utils/train_queue.sh
@@ -67,12 +75,14 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
     [ -f "$unfold_dir/epoch-$num_epochs.pt" ] || echo "mkdir -p $unfold_dir && $common --exp-dir $unfold_dir \
 $(resume_flag $unfold_dir) --subnets $subnets --subnet-policy sandwich --sandwich-k $sandwich_k \
 --distill true --distill-start-batch $distill_start_batch --distill-scale $beta --student-label-scale 1.0 \
---subnet-loss-weights $seed=$alpha --unfold-relax $unfold_relax >> $unfold_dir/train-stdout.log 2>&1"
+--subnet-loss-weights $seed=$alpha --unfold-relax $unfold_relax $warmup >> $unfold_dir/train-stdout.log 2>&1"
     for p in $pairs; do
       IFS=: read -r _ twin depth <<< "$p"
       d=$plain_root/$twin
+      twin_warmup=$warmup
+      [ "$depth" -gt "$num_blocks" ] || twin_warmup=""  # the seed's own twin has nothing to warm up
       [ -f "$d/epoch-$num_epochs.pt" ] || echo "mkdir -p $d && $common --exp-dir $d $(resume_flag $d) \
---model num_layers=$depth >> $d/train-stdout.log 2>&1"
+--model num_layers=$depth $twin_warmup >> $d/train-stdout.log 2>&1"
     done
   } | run_queue
 fi

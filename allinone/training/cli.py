@@ -1,9 +1,11 @@
 """Command-line flags of the recipe ``train.py`` scripts, with icefall's names."""
 
 import argparse
+from dataclasses import fields
 from pathlib import Path
 from typing import Dict
 
+from allinone.training.compression import CompressionConfig
 from allinone.training.trainer import TrainConfig, parse_model_overrides
 
 
@@ -68,7 +70,11 @@ def add_train_arguments(parser: argparse.ArgumentParser, defaults: Dict) -> None
         "mp_anneal_batches": "batches of the temperature ramp",
         "mp_lr_scale": "learning rate of the bit-width logits relative to the weights'",
     }
-    for name, value in base.to_dict().items():
+    settings = base.to_dict()
+    compression = [f.name for f in fields(CompressionConfig)]
+    # the inherited compression flags go last in --help
+    for name in [n for n in settings if n not in compression] + compression:
+        value = settings[name]
         if name == "model":
             continue
         default = defaults.get(name, value)

@@ -96,7 +96,7 @@ def load_teacher(path: Path, build) -> nn.Module:
 
 @dataclass
 class CompressionConfig:
-    """The compression flags of ``TrainConfig`` (see ``allinone.training.cli`` for their help)."""
+    """The flags of a compression run; ``TrainConfig`` inherits them (help in ``allinone.training.cli``)."""
 
     init_from: str = ""
     teacher_checkpoint: str = ""

@@ -50,9 +50,13 @@ from allinone.utils.dist import all_reduce_sum, cleanup_dist, setup_dist
 from allinone.utils.log import setup_logger
 
 
-@dataclass
-class TrainConfig:
-    """Everything a training run depends on; saved in each checkpoint."""
+@dataclass(kw_only=True)
+class TrainConfig(CompressionConfig):
+    """Everything a training run depends on; saved in each checkpoint.
+
+    The compression-run fields (``--init-from``, the quantizer schedules, the
+    mixed-precision budget) are inherited from ``CompressionConfig``.
+    """
 
     exp_dir: Path
     bpe_model: Path
@@ -103,18 +107,7 @@ class TrainConfig:
     warmup_subnet: str = ""
     warmup_subnet_batches: int = 0
     unfold_relax: bool = False
-    # compression runs (allinone.training.compression)
-    init_from: str = ""
-    teacher_checkpoint: str = ""
-    bit_map: str = ""
-    gq_alpha_start: float = 100.0
-    gq_alpha_end: float = 1e5
-    gq_anneal_batches: int = 300
-    mp_target_bits: float = 0.0
-    mp_penalty_scale: float = 1.0
-    mp_tau_start: float = 1.0
-    mp_tau_end: float = 0.1
-    mp_anneal_batches: int = 300
+    # the compression-run fields come from CompressionConfig
     mp_lr_scale: float = 50.0
     model: Dict = field(default_factory=dict)
 

@@ -3,10 +3,17 @@
 #
 # Usage: egs/synth_digits/ASR/run_all_in_one.sh [--stage N] [--stop-stage N] [--jobs N]
 #            [--subnets GRID] [--num-epochs N] [--sandwich-k K] [--distill true|false]
+#            [--distill-start-batch N] [--warmup-subnet NAME --warmup-subnet-batches N]
+#            [--exp-suffix S]
 #  stage 1: train the whole grid in one pass (exp_all_in_one/) and every subnet of it
 #           alone with the same recipe (exp_individual/<subnet>/); --jobs runs that many
 #           trainings at once, one CPU thread each, so every run sees the same conditions
-#  stage 2: decode every subnet of both kinds (modified beam search, one thread)
+#           The one pass may distil from batch --distill-start-batch on and train one subnet
+#           (--warmup-subnet, e.g. the largest) alone for its first --warmup-subnet-batches
+#           batches; --exp-suffix S keeps such a variant in exp_all_in_one$S and
+#           all_in_one_comparison$S beside the others (the individual twins are shared)
+#  stage 2: decode every subnet of both kinds (modified beam search, one thread); runs
+#           already decoded at this epoch are skipped
 #  stage 3: compare: WER pairs with the MAPSSWE p-value, wall times, a WER-vs-size plot
 # Needs ./prepare.sh to have run (run.sh stage 1 does it).
 set -euo pipefail
@@ -18,6 +25,10 @@ subnets=default
 num_epochs=10
 sandwich_k=1
 distill=false
+distill_start_batch=0
+warmup_subnet=""
+warmup_subnet_batches=0
+exp_suffix=""
 decoding_method=modified_beam_search
 recipe=conformer_transducer
 
@@ -27,9 +38,9 @@ cd "$script_dir"
 
 log() { echo "$(date '+%Y-%m-%d %H:%M:%S') (run_all_in_one.sh:${BASH_LINENO[0]}) $*"; }
 
-aio_dir=$recipe/exp_all_in_one
+aio_dir=$recipe/exp_all_in_one$exp_suffix
 ind_root=$recipe/exp_individual
-out_dir=$recipe/all_in_one_comparison
+out_dir=$recipe/all_in_one_comparison$exp_suffix
 mkdir -p "$ind_root" "$out_dir"
 # The grid as explicit names, expanded against the recipe's layer count as train.py does.
 names=$(python3 - "$subnets" "$recipe/train.py" <<'EOF2'
@@ -51,11 +62,15 @@ log "grid: $names"
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   log "stage 1: training ($num_epochs epochs each, $jobs at a time)"
   common="./$recipe/train.py --num-epochs $num_epochs --tensorboard false"
+  warmup=""
+  if [ -n "$warmup_subnet" ]; then
+    warmup="--warmup-subnet $warmup_subnet --warmup-subnet-batches $warmup_subnet_batches"
+  fi
   {
     # The one pass first: it is the longest job.
     [ -f "$aio_dir/epoch-$num_epochs.pt" ] || echo "mkdir -p $aio_dir && $common --exp-dir $aio_dir \
 $(resume_flag $aio_dir) --subnets $subnets --subnet-policy sandwich --sandwich-k $sandwich_k \
---distill $distill >> $aio_dir/train-stdout.log 2>&1"
+--distill $distill --distill-start-batch $distill_start_batch $warmup >> $aio_dir/train-stdout.log 2>&1"
     for name in $names; do
       d=$ind_root/$name
       [ -f "$d/epoch-$num_epochs.pt" ] || echo "mkdir -p $d && $common --exp-dir $d $(resume_flag $d) \
@@ -67,12 +82,11 @@ fi
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   log "stage 2: decoding"
   {
-    echo "./$recipe/decode.py --epoch $num_epochs --avg 1 --use-averaged-model true --exp-dir $aio_dir \
---decoding-method $decoding_method --subnets all --num-threads 1 > $aio_dir/decode-stdout.log 2>&1"
-    for name in $names; do
-      echo "./$recipe/decode.py --epoch $num_epochs --avg 1 --use-averaged-model true \
---exp-dir $ind_root/$name --decoding-method $decoding_method --subnets all --num-threads 1 \
-> $ind_root/$name/decode-stdout.log 2>&1"
+    for d in $aio_dir $(for name in $names; do echo $ind_root/$name; done); do
+      ls "$d/$decoding_method"/subnet-summary-*-epoch-$num_epochs-avg-1-use-averaged-model.json \
+        >/dev/null 2>&1 && continue  # decoded already
+      echo "./$recipe/decode.py --epoch $num_epochs --avg 1 --use-averaged-model true --exp-dir $d \
+--decoding-method $decoding_method --subnets all --num-threads 1 > $d/decode-stdout.log 2>&1"
     done
   } | run_queue
 fi

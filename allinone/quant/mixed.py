@@ -79,6 +79,12 @@ def bit_penalty(model: nn.Module, target_bits: float) -> torch.Tensor:
     return (expected_average_bits(model) - target_bits) ** 2
 
 
+def is_finalised(model: nn.Module) -> bool:
+    """Whether every mixed layer runs a fixed bit-width (a finalised search or a loaded map)."""
+    layers = mixed_layers(model)
+    return bool(layers) and all(int(m.mp_bits) > 0 for _, m in layers)
+
+
 def bit_map(model: nn.Module) -> Dict[str, int]:
     """Layer name -> the bit-width it runs at (its finalised one, else its argmax)."""
     layers = mixed_layers(model)

@@ -68,6 +68,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, defaults: Dict) -> None
         "mp_tau_start": "Gumbel-softmax temperature at the first batch",
         "mp_tau_end": "Gumbel-softmax temperature after --mp-anneal-batches (geometric)",
         "mp_anneal_batches": "batches of the temperature ramp",
+        "mp_finalise_batch": "global batch after which the bit map is fixed (budgeted argmax) and the "
+        "rest of the run trains at it (0: when the temperature ramp ends)",
         "mp_lr_scale": "learning rate of the bit-width logits relative to the weights'",
     }
     settings = base.to_dict()

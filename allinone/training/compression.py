@@ -27,6 +27,7 @@ from allinone.quant.mixed import (
     bit_penalty,
     expected_average_bits,
     finalise,
+    is_finalised,
     format_bit_map,
     load_bit_map,
     mixed_layers,
@@ -109,6 +110,7 @@ class CompressionConfig:
     mp_tau_start: float = 1.0
     mp_tau_end: float = 0.1
     mp_anneal_batches: int = 300
+    mp_finalise_batch: int = 0
 
 
 class Compression:
@@ -136,12 +138,21 @@ class Compression:
             self.teacher = load_teacher(Path(cfg.teacher_checkpoint), build_from_config)
             logging.info(f"frozen float teacher: {cfg.teacher_checkpoint}")
 
+    def searching_now(self, model: nn.Module) -> bool:
+        """Whether ``model``'s bit-widths are still being searched (not finalised yet)."""
+        return self.searching and not is_finalised(model)
+
+    def finalises_after(self, step: int) -> bool:
+        """Whether the search ends after global batch ``step``: ``--mp-finalise-batch``, by
+        default the end of the temperature ramp; a run that stops earlier finalises at its end."""
+        return self.searching and step == (self.cfg.mp_finalise_batch or self.cfg.mp_anneal_batches)
+
     def before_step(self, model: nn.Module, step: int) -> None:
         set_quant_annealing(model, self.gq.alpha(step), self.gq.is_hard(step), self.tau.tau(step))
 
     def extra_loss(self, model: nn.Module) -> Tuple[Optional[torch.Tensor], Dict[str, float]]:
         """The bit-budget penalty (None without a target) and values to log."""
-        if not (self.searching and self.cfg.mp_target_bits > 0):
+        if not (self.searching_now(model) and self.cfg.mp_target_bits > 0):
             return None, {}
         penalty = self.cfg.mp_penalty_scale * bit_penalty(model, self.cfg.mp_target_bits)
         with torch.no_grad():
@@ -149,14 +160,15 @@ class Compression:
         return penalty, {"bit_penalty": penalty.item(), "expected_bits": expected}
 
     def finalise(self, models, exp_dir: Optional[Path]) -> None:
-        """After the last epoch's steps: fix the searched bit map in every model and save it.
+        """End the search: fix the bit map in every model and save it (once per run).
 
         The map comes from the first model's logits (argmax, or the argmax under the budget
         when ``--mp-target-bits`` is given, ``allinone.quant.mixed.finalise``); each model in
-        ``models`` (the live one and the averaged copy) then runs it, so validation, the
-        epoch checkpoint and everything decoded or exported from it use the final map.
+        ``models`` (the live one and the averaged copy) then runs it, so the batches left
+        train the weights and steps at the final map (one stage, no retraining run), and
+        validation, checkpoints and everything decoded or exported use it.
         """
-        if not self.searching:
+        if not models or not self.searching_now(models[0]):
             return
         first, *others = models
         bits = finalise(first, self.cfg.mp_target_bits or None)

@@ -226,6 +226,11 @@ class Trainer:
         ]
 
     # ----------------------------------------------------------------- checkpoints
+    def _finalise_compression(self) -> None:
+        """Fix a mixed-precision search's bit map in the live and the averaged model."""
+        models = [_unwrap(self.model)] + ([self.model_avg] if self.model_avg is not None else [])
+        self.compression.finalise(models, self.exp_dir if self.rank == 0 else None)
+
     def _warmup_subnets(self, grid, num_layers: int) -> tuple:
         """The ``--warmup-subnet`` as a tuple (empty without one), checked against the model."""
         if not self.cfg.warmup_subnet:
@@ -319,6 +324,7 @@ class Trainer:
             # options added after older checkpoints were written, at the values those runs had
             legacy = {"distill_start": 0, "warmup": [], "warmup_batches": 0, "compression": asdict(CompressionConfig()), "mp_lr_scale": 50.0}
             saved_plan = {**legacy, **saved_plan}
+            saved_plan["compression"] = {"mp_finalise_batch": 0, **saved_plan["compression"]}
         if saved_plan is not None and saved_plan != self._plan_signature():
             raise ValueError(
                 f"{path} was trained with the nested plan {saved_plan}, but this run asks for "
@@ -487,6 +493,8 @@ class Trainer:
                 update_running_average(
                     self.model_avg, _unwrap(model), self.batch_idx_train, cfg.average_period
                 )
+            if self.compression.finalises_after(self.batch_idx_train):
+                self._finalise_compression()
 
             tot["loss"] += float(per_utt.detach().sum())
             n_frames = float(frames[finite].sum())
@@ -604,9 +612,8 @@ class Trainer:
             epoch_sampler = sorted_sampler if epoch <= cfg.sortagrad_epochs else sampler
             loader = dm.train_dataloader(epoch_sampler, epoch, skip)
             self.train_one_epoch(epoch, loader, valid_loader)
-            if epoch == cfg.num_epochs:
-                models = [_unwrap(self.model)] + ([self.model_avg] if self.model_avg is not None else [])
-                self.compression.finalise(models, self.exp_dir if self.rank == 0 else None)
+            if epoch == cfg.num_epochs:  # a search not finalised yet ends here
+                self._finalise_compression()
             valid_losses = self.validate(valid_loader)
             valid_loss = sum(valid_losses.values()) / len(valid_losses)
             if self.rank == 0:

@@ -225,12 +225,6 @@ class Trainer:
             {"params": logits, "lr_scale": self.cfg.mp_lr_scale, "weight_decay": 0.0},
         ]
 
-    # ----------------------------------------------------------------- checkpoints
-    def _finalise_compression(self) -> None:
-        """Fix a mixed-precision search's bit map in the live and the averaged model."""
-        models = [_unwrap(self.model)] + ([self.model_avg] if self.model_avg is not None else [])
-        self.compression.finalise(models, self.exp_dir if self.rank == 0 else None)
-
     def _warmup_subnets(self, grid, num_layers: int) -> tuple:
         """The ``--warmup-subnet`` as a tuple (empty without one), checked against the model."""
         if not self.cfg.warmup_subnet:
@@ -247,6 +241,7 @@ class Trainer:
             )
         return (sub,)
 
+    # ----------------------------------------------------------------- checkpoints
     def _plan_signature(self) -> Dict:
         """What defines the nested training objective; a resume must not change it."""
         p = self.plan
@@ -322,7 +317,13 @@ class Trainer:
         saved_plan = state.get("nested_plan")
         if saved_plan is not None:
             # options added after older checkpoints were written, at the values those runs had
-            legacy = {"distill_start": 0, "warmup": [], "warmup_batches": 0, "compression": asdict(CompressionConfig()), "mp_lr_scale": 50.0}
+            legacy = {
+                "distill_start": 0,
+                "warmup": [],
+                "warmup_batches": 0,
+                "compression": asdict(CompressionConfig()),
+                "mp_lr_scale": 50.0,
+            }
             saved_plan = {**legacy, **saved_plan}
             saved_plan["compression"] = {"mp_finalise_batch": 0, **saved_plan["compression"]}
         if saved_plan is not None and saved_plan != self._plan_signature():
@@ -362,6 +363,11 @@ class Trainer:
         )
 
     # ----------------------------------------------------------------- steps
+    def _finalise_compression(self) -> None:
+        """Fix a mixed-precision search's bit map in the live and the averaged model."""
+        models = [_unwrap(self.model)] + ([self.model_avg] if self.model_avg is not None else [])
+        self.compression.finalise(models, self.exp_dir if self.rank == 0 else None)
+
     def _compute_loss(self, module: nn.Module, batch: Dict, train: bool):
         """Per-subnet losses ({name: {loss: (N,)}}), encoder frames (N,) and the batch inputs.
 

@@ -15,7 +15,8 @@
 #           seed train only the seed's depth (the one pass: the seed; a plain model: its
 #           bottom layers), and no KL runs before batch N + 1: deep and multi-path models
 #           otherwise stay on the blank-only plateau for most of 8 epochs (RESULTS.md)
-#  stage 2: decode every logical depth of both kinds (modified beam search, one thread)
+#  stage 2: decode every logical depth of both kinds (modified beam search, one thread);
+#           runs already decoded at this epoch are skipped
 #  stage 3: peak memory of a training step of each path alone, each plain model, and the
 #           one-pass step (unfold_comparison/memory.jsonl)
 #  stage 4: comparison table (unfold_comparison/comparison.md, .json)
@@ -89,16 +90,12 @@ fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   log "stage 2: decoding"
-  {
-    echo "./$recipe/decode.py --epoch $num_epochs --avg 1 --use-averaged-model true --exp-dir $unfold_dir \
---decoding-method $decoding_method --subnets all --num-threads 1 > $unfold_dir/decode-stdout.log 2>&1"
-    for p in $pairs; do
-      IFS=: read -r _ twin _ <<< "$p"
-      echo "./$recipe/decode.py --epoch $num_epochs --avg 1 --use-averaged-model true \
---exp-dir $plain_root/$twin --decoding-method $decoding_method --subnets all --num-threads 1 \
-> $plain_root/$twin/decode-stdout.log 2>&1"
-    done
-  } | run_queue
+  for d in $unfold_dir $(for p in $pairs; do IFS=: read -r _ twin _ <<< "$p"; echo $plain_root/$twin; done); do
+    ls "$d/$decoding_method"/subnet-summary-*-epoch-$num_epochs-avg-1-use-averaged-model.json \
+      >/dev/null 2>&1 && continue  # decoded already
+    echo "./$recipe/decode.py --epoch $num_epochs --avg 1 --use-averaged-model true --exp-dir $d \
+--decoding-method $decoding_method --subnets all --num-threads 1 > $d/decode-stdout.log 2>&1"
+  done | run_queue
 fi
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then

@@ -15,6 +15,9 @@
 #           seed train only the seed's depth (the one pass: the seed; a plain model: its
 #           bottom layers), and no KL runs before batch N + 1: deep and multi-path models
 #           otherwise stay on the blank-only plateau for most of 8 epochs (RESULTS.md)
+#           Defaults (--seed-warmup-batches 700 --beta 0) are this corpus's passing recipe:
+#           with beta = 1 the KL from the deepest path, still worse than the seed when the
+#           joint phase starts, set every path back (RESULTS.md, "Third run")
 #  stage 2: decode every logical depth of both kinds (modified beam search, one thread);
 #           runs already decoded at this epoch are skipped
 #  stage 3: peak memory of a training step of each path alone, each plain model, and the
@@ -29,11 +32,11 @@ jobs=2
 subnets=unfold
 num_epochs=8
 alpha=1.0
-beta=1.0
+beta=0.0
 distill_start_batch=500
 sandwich_k=1
 unfold_relax=false
-seed_warmup_batches=0
+seed_warmup_batches=700
 exp_suffix=""
 decoding_method=modified_beam_search
 recipe=conformer_transducer

@@ -102,3 +102,23 @@ def test_unfolding_trains_decodes_and_compares_with_plain_models(tiny_corpus, tm
     assert deepest["train_peak_mb"] is not None and deepest["plain_train_peak_mb"] is not None
     assert 0.0 <= deepest["vs_plain"]["test"]["p"] <= 1.0
     assert "fewer" in (cmp_dir / "comparison.md").read_text()
+
+
+def test_unfolded_narrow_quantized_subnet_trains_decodes_and_exports(tiny_corpus, tmp_path):
+    """Unfolding combined with the all-in-one axes: 2 blocks unfolded to 4, FFN width 0.5, 4-bit."""
+    from tests.e2e.test_compression_recipe import _export_and_decode
+
+    root, lang = tiny_corpus
+    exp = tmp_path / "combined"
+    combined = "d4-w0.5-b4-urep"
+    grid = f"{combined},d2-w1.0-b32"
+    run(one_epoch(train_cmd(root, lang, exp, "--subnets", grid, "--subnet-policy", "all")))
+    state = torch.load(exp / "epoch-1.pt", weights_only=False)
+    assert sorted(state["subnets"]) == sorted(grid.split(","))
+    log = next((exp / "log").glob("log-train-*")).read_text()
+    assert f"({combined} " in log or f", {combined} " in log  # its loss is logged: it trained
+
+    out = run(decode_cmd(root, lang, exp, combined))
+    assert f"| {combined} |" in out.stdout
+    info = _export_and_decode(root, lang, exp, combined)
+    assert info["average_bits"] == 4.0

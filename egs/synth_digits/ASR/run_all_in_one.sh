@@ -56,7 +56,8 @@ EOF2
 )
 log "grid: $names"
 
-# run_queue (one thread per training) and resume_flag (continue from the newest epoch-K.pt)
+# run_queue (one thread per training), resume_flag (continue from the newest epoch-K.pt),
+# decoded (a decoding summary exists)
 . ../../../utils/train_queue.sh
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
@@ -83,8 +84,7 @@ if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   log "stage 2: decoding"
   {
     for d in $aio_dir $(for name in $names; do echo $ind_root/$name; done); do
-      ls "$d/$decoding_method"/subnet-summary-*-epoch-$num_epochs-avg-1-use-averaged-model.json \
-        >/dev/null 2>&1 && continue  # decoded already
+      decoded "$d" "$decoding_method" "epoch-$num_epochs-avg-1-use-averaged-model" && continue
       echo "./$recipe/decode.py --epoch $num_epochs --avg 1 --use-averaged-model true --exp-dir $d \
 --decoding-method $decoding_method --subnets all --num-threads 1 > $d/decode-stdout.log 2>&1"
     done

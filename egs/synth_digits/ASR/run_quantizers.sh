@@ -44,7 +44,8 @@ float_ckpt=$float_dir/epoch-$float_epoch.pt
 mkdir -p "$root" "$out_dir"
 num_layers=$(python3 -c "import torch,sys; print(torch.load(sys.argv[1], map_location='cpu', weights_only=False)['model_config']['num_layers'])" "$float_ckpt")
 d="d$num_layers-w1.0"
-# run_queue (one thread per training) and resume_flag (continue from the newest epoch-K.pt)
+# run_queue (one thread per training), resume_flag (continue from the newest epoch-K.pt),
+# decoded (a decoding summary exists)
 . ../../../utils/train_queue.sh
 
 common="./$recipe/train.py --num-epochs $num_epochs --tensorboard false --init-from $float_ckpt \
@@ -90,14 +91,14 @@ all_runs() {
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   log "stage 3: export and decode the packed files"
   {
-    if ! ls "$float_dir/$decoding_method"/subnet-summary-*-epoch-$float_epoch-avg-1-use-averaged-model.json >/dev/null 2>&1; then
+    if ! decoded "$float_dir" "$decoding_method" "epoch-$float_epoch-avg-1-use-averaged-model"; then
       echo "./$recipe/decode.py --epoch $float_epoch --avg 1 --use-averaged-model true --exp-dir $float_dir \
 --decoding-method $decoding_method --num-threads 1 > $root/float-decode.log 2>&1"
     fi
     all_runs | while read -r name epoch; do
       dir=$root/$name
       # already exported and decoded: nothing to redo
-      ls "$dir/$decoding_method"/subnet-summary-*-packed.json >/dev/null 2>&1 && continue
+      decoded "$dir" "$decoding_method" packed && continue
       subnet=$(python3 -c "import torch,sys; print(torch.load(sys.argv[1], map_location='cpu', weights_only=False)['subnets'][0])" "$dir/epoch-$epoch.pt")
       echo "./$recipe/export.py --exp-dir $dir --epoch $epoch --subnet $subnet > $dir/export-stdout.log 2>&1 && \
 ./$recipe/decode.py --exp-dir $dir --packed-model $dir/$subnet.aio --decoding-method $decoding_method \

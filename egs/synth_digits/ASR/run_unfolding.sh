@@ -69,7 +69,8 @@ log "$num_blocks physical blocks; seed $seed; grid (name:plain twin:depth): $pai
 warmup=""
 if [ "$seed_warmup_batches" -gt 0 ]; then warmup="--warmup-subnet $seed --warmup-subnet-batches $seed_warmup_batches"; fi
 
-# run_queue (one thread per training) and resume_flag (continue from the newest epoch-K.pt)
+# run_queue (one thread per training), resume_flag (continue from the newest epoch-K.pt),
+# decoded (a decoding summary exists)
 . ../../../utils/train_queue.sh
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
@@ -94,8 +95,7 @@ fi
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   log "stage 2: decoding"
   for d in $unfold_dir $(for p in $pairs; do IFS=: read -r _ twin _ <<< "$p"; echo $plain_root/$twin; done); do
-    ls "$d/$decoding_method"/subnet-summary-*-epoch-$num_epochs-avg-1-use-averaged-model.json \
-      >/dev/null 2>&1 && continue  # decoded already
+    decoded "$d" "$decoding_method" "epoch-$num_epochs-avg-1-use-averaged-model" && continue
     echo "./$recipe/decode.py --epoch $num_epochs --avg 1 --use-averaged-model true --exp-dir $d \
 --decoding-method $decoding_method --subnets all --num-threads 1 > $d/decode-stdout.log 2>&1"
   done | run_queue

@@ -1,0 +1,34 @@
+"""The shell helpers recipe scripts use to resume trainings and skip finished decodes."""
+
+import subprocess
+from pathlib import Path
+
+HELPERS = Path(__file__).resolve().parents[2] / "utils/train_queue.sh"
+
+
+def _bash(script: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-c", f". {HELPERS}; {script}"], cwd=cwd, capture_output=True, text=True)
+
+
+def test_resume_flag_names_the_epoch_after_the_newest_checkpoint(tmp_path):
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    assert _bash("resume_flag exp", tmp_path).stdout == ""
+    for k in (1, 2, 10):  # numeric, not lexical, order: 10 is the newest
+        (exp / f"epoch-{k}.pt").touch()
+    assert _bash("resume_flag exp", tmp_path).stdout.strip() == "--start-epoch 11"
+    assert _bash("resume_flag missing", tmp_path).returncode == 0
+
+
+def test_decoded_matches_only_the_summary_of_that_epoch_or_tag(tmp_path):
+    out = tmp_path / "exp/modified_beam_search"
+    out.mkdir(parents=True)
+    (out / "subnet-summary-modified_beam_search_beam_4-epoch-8-avg-1-use-averaged-model.json").touch()
+    (out / "subnet-summary-modified_beam_search_beam_4-epoch-8-avg-1-use-averaged-model.md").touch()
+    tag = "epoch-{}-avg-1-use-averaged-model"
+    assert _bash(f"decoded exp modified_beam_search {tag.format(8)}", tmp_path).returncode == 0
+    assert _bash(f"decoded exp modified_beam_search {tag.format(18)}", tmp_path).returncode != 0
+    assert _bash(f"decoded exp greedy_search {tag.format(8)}", tmp_path).returncode != 0
+    assert _bash("decoded exp modified_beam_search packed", tmp_path).returncode != 0
+    (out / "subnet-summary-modified_beam_search_beam_4-packed.json").touch()
+    assert _bash("decoded exp modified_beam_search packed", tmp_path).returncode == 0

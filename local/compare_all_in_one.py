@@ -16,6 +16,8 @@ and the training time kept in epoch-N.pt, and writes to --out-dir:
                    not significantly worse than the float full model
   comparison.json  the same numbers
   wer_vs_size.png  WER against stored size, both kinds of training
+With --repeat-individual-root R (repeatable; R/<subnet>/ trained with another --seed),
+comparison.md also shows how far two individual runs of one subnet differ (MAPSSWE).
 """
 
 import argparse
@@ -37,9 +39,23 @@ def main() -> None:
     p.add_argument("--epoch", type=int, required=True)
     p.add_argument("--out-dir", type=Path, required=True)
     p.add_argument("--alpha", type=float, default=0.05, help="significance level of MAPSSWE")
+    p.add_argument(
+        "--repeat-individual-root",
+        type=Path,
+        action="append",
+        default=[],
+        help="a root of twins trained again with another seed (any subset of the subnets)",
+    )
     args = p.parse_args()
     setup_script_logging()
-    report = compare(args.all_in_one_dir, args.individual_root, args.decoding_method, args.epoch, args.alpha)
+    report = compare(
+        args.all_in_one_dir,
+        args.individual_root,
+        args.decoding_method,
+        args.epoch,
+        args.alpha,
+        args.repeat_individual_root,
+    )
     args.out_dir.mkdir(parents=True, exist_ok=True)
     write_report(report, args.out_dir)
     plot_wer_vs_size(report, args.out_dir / "wer_vs_size.png")

@@ -8,7 +8,7 @@ keeps in each ``epoch-N.pt``.
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 from allinone.decoding.subnet_report import read_subnet_summary
 from allinone.utils.checkpoint import load_checkpoint
@@ -75,8 +75,51 @@ def mapsswe_per_set(a: DecodedSubnet, b: DecodedSubnet, alpha: float) -> Dict[st
     return out
 
 
-def compare(aio_dir: Path, individual_root: Path, method: str, epoch: int, alpha: float = 0.05) -> Dict:
-    """Everything the comparison report shows, as plain data (see ``write_report``)."""
+def repeat_rows(
+    aio: Dict[str, DecodedSubnet],
+    individual: Dict[str, DecodedSubnet],
+    repeat_roots: Sequence[Path],
+    method: str,
+    epoch: int,
+    alpha: float,
+) -> List[Dict]:
+    """Twins trained again with another seed: how far two individual runs differ.
+
+    Each root holds exp dirs named like the subnets (any subset of them). Per repeat:
+    its WER, MAPSSWE of the repeat against the first twin (the run-to-run spread the
+    per-twin verdicts carry), and of the all-in-one subnet against the repeat.
+    """
+    out = []
+    for root in repeat_roots:
+        for name in aio:
+            if not (Path(root) / name / method).is_dir():
+                continue
+            rep = load_decoded(Path(root) / name, method, epoch)[name]
+            out.append(
+                {
+                    "subnet": name,
+                    "root": str(root),
+                    "repeat_wer": rep.wer,
+                    "repeat_vs_individual": mapsswe_per_set(rep, individual[name], alpha),
+                    "aio_vs_repeat": mapsswe_per_set(aio[name], rep, alpha),
+                }
+            )
+    return out
+
+
+def compare(
+    aio_dir: Path,
+    individual_root: Path,
+    method: str,
+    epoch: int,
+    alpha: float = 0.05,
+    repeat_roots: Sequence[Path] = (),
+) -> Dict:
+    """Everything the comparison report shows, as plain data (see ``write_report``).
+
+    ``repeat_roots``: further roots of individual twins trained with other seeds (see
+    :func:`repeat_rows`); they add a table, not a change to the verdicts.
+    """
     aio = load_decoded(aio_dir, method, epoch)
     individual = {name: load_decoded(Path(individual_root) / name, method, epoch)[name] for name in aio}
     baseline_name = next(n for n, d in aio.items() if abs(d.compression - 1.0) < 1e-9)
@@ -131,6 +174,7 @@ def compare(aio_dir: Path, individual_root: Path, method: str, epoch: int, alpha
         "subnets_significantly_worse": [r["subnet"] for r in rows if r["aio_significantly_worse"]],
         "largest_lossless_aio": best("aio"),
         "largest_lossless_individual": best("individual"),
+        "repeats": repeat_rows(aio, individual, repeat_roots, method, epoch, alpha),
     }
 
 
@@ -186,7 +230,41 @@ def format_report(report: Dict) -> str:
         f"- Largest lossless compression: all-in-one {best('largest_lossless_aio')}; "
         f"individual {best('largest_lossless_individual')}",
     ]
+    lines += _format_repeats(report, test_sets)
     return "\n".join(lines) + "\n"
+
+
+def _format_repeats(report: Dict, test_sets: List[str]) -> List[str]:
+    repeats = report.get("repeats") or []
+    if not repeats:
+        return []
+    twin = {r["subnet"]: r["individual_wer"] for r in report["rows"]}
+    aio = {r["subnet"]: r["aio_wer"] for r in report["rows"]}
+    head = ["subnet", "repeat root"]
+    for t in test_sets:
+        head += [f"{t} AIO", f"{t} twin", f"{t} repeat", f"{t} repeat vs twin p", f"{t} AIO vs repeat p"]
+    lines = [
+        "",
+        "Individual twins trained again with another seed (same recipe): the spread between two runs",
+        "of one configuration, against which the per-twin verdicts above should be read.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join(["---"] * len(head)) + "|",
+    ]
+    mark = {"A": " (repeat better)", "B": " (repeat worse)", "same": ""}
+    for r in repeats:
+        cells = [r["subnet"], Path(r["root"]).name]
+        for t in test_sets:
+            vs = r["repeat_vs_individual"][t]
+            cells += [
+                f"{aio[r['subnet']][t]:.2f}",
+                f"{twin[r['subnet']][t]:.2f}",
+                f"{r['repeat_wer'][t]:.2f}",
+                f"{vs['p']:.3f}{mark[vs['better']]}",
+                _fmt_p(r["aio_vs_repeat"][t]),
+            ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def write_report(report: Dict, out_dir: Path) -> None:

@@ -58,6 +58,10 @@ def test_all_in_one_train_decode_and_compare(tiny_corpus, tmp_path):
     for name in GRID:
         run(one_epoch(train_cmd(root, lang, tmp_path / "ind" / name, "--subnets", name)))
         run(decode_cmd(root, lang, tmp_path / "ind" / name))
+    # one twin trained again with another seed: the run-to-run spread table
+    repeat = tmp_path / "ind_seed7" / GRID[1]
+    run(one_epoch(train_cmd(root, lang, repeat, "--subnets", GRID[1], "--seed", "7")))
+    run(decode_cmd(root, lang, repeat))
     out = run(decode_cmd(root, lang, aio))
     assert "| subnet | params (M) | stored (MB) | compression | WER test | RTF |" in out.stdout
     res = aio / "greedy_search"
@@ -79,10 +83,16 @@ def test_all_in_one_train_decode_and_compare(tiny_corpus, tmp_path):
             "1",
             "--out-dir",
             str(cmp_dir),
+            "--repeat-individual-root",
+            str(tmp_path / "ind_seed7"),
         ]  # fmt: skip
     )
     report = json.loads((cmp_dir / "comparison.json").read_text())
     assert [r["subnet"] for r in report["rows"]] == state["subnets"]
+    (rep,) = report["repeats"]  # only the subnet trained again
+    assert rep["subnet"] == GRID[1] and 0.0 <= rep["repeat_vs_individual"]["test"]["p"] <= 1.0
+    assert 0.0 <= rep["aio_vs_repeat"]["test"]["p"] <= 1.0
+    assert "test repeat vs twin p" in (cmp_dir / "comparison.md").read_text()
     ckpts = [tmp_path / "ind" / n / "epoch-1.pt" for n in GRID]
     seconds = [torch.load(p, weights_only=False)["train_seconds"] for p in ckpts]
     aio_seconds = state["train_seconds"]

@@ -4,14 +4,17 @@
 # Usage: egs/synth_digits/ASR/run_all_in_one.sh [--stage N] [--stop-stage N] [--jobs N]
 #            [--subnets GRID] [--num-epochs N] [--sandwich-k K] [--distill true|false]
 #            [--distill-start-batch N] [--warmup-subnet NAME --warmup-subnet-batches N]
-#            [--exp-suffix S]
+#            [--exp-suffix S] [--repeat-seed S --repeat-subnets NAME,NAME,..]
 #  stage 1: train the whole grid in one pass (exp_all_in_one/) and every subnet of it
 #           alone with the same recipe (exp_individual/<subnet>/); --jobs runs that many
 #           trainings at once, one CPU thread each, so every run sees the same conditions
 #           The one pass may distil from batch --distill-start-batch on and train one subnet
 #           (--warmup-subnet, e.g. the largest) alone for its first --warmup-subnet-batches
 #           batches; --exp-suffix S keeps such a variant in exp_all_in_one$S and
-#           all_in_one_comparison$S beside the others (the individual twins are shared)
+#           all_in_one_comparison$S beside the others (the individual twins are shared).
+#           --repeat-seed S trains the --repeat-subnets twins again with --seed S
+#           (exp_individual_seed$S/<subnet>/) to measure how far two runs of one
+#           configuration differ
 #  stage 2: decode every subnet of both kinds (modified beam search, one thread); runs
 #           already decoded at this epoch are skipped
 #  stage 3: compare: WER pairs with the MAPSSWE p-value, wall times, a WER-vs-size plot
@@ -29,6 +32,8 @@ distill_start_batch=0
 warmup_subnet=""
 warmup_subnet_batches=0
 exp_suffix=""
+repeat_seed=""
+repeat_subnets=""
 decoding_method=modified_beam_search
 recipe=conformer_transducer
 
@@ -40,6 +45,9 @@ log() { echo "$(date '+%Y-%m-%d %H:%M:%S') (run_all_in_one.sh:${BASH_LINENO[0]})
 
 aio_dir=$recipe/exp_all_in_one$exp_suffix
 ind_root=$recipe/exp_individual
+repeat_root=$recipe/exp_individual_seed$repeat_seed
+repeat_names=""
+if [ -n "$repeat_seed" ]; then repeat_names=${repeat_subnets//,/ }; fi
 out_dir=$recipe/all_in_one_comparison$exp_suffix
 mkdir -p "$ind_root" "$out_dir"
 # The grid as explicit names, expanded against the recipe's layer count as train.py does.
@@ -77,13 +85,19 @@ $(resume_flag $aio_dir) --subnets $subnets --subnet-policy sandwich --sandwich-k
       [ -f "$d/epoch-$num_epochs.pt" ] || echo "mkdir -p $d && $common --exp-dir $d $(resume_flag $d) \
 --subnets $name >> $d/train-stdout.log 2>&1"
     done
+    for name in $repeat_names; do
+      d=$repeat_root/$name
+      [ -f "$d/epoch-$num_epochs.pt" ] || echo "mkdir -p $d && $common --exp-dir $d $(resume_flag $d) \
+--subnets $name --seed $repeat_seed >> $d/train-stdout.log 2>&1"
+    done
   } | run_queue
 fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   log "stage 2: decoding"
   {
-    for d in $aio_dir $(for name in $names; do echo $ind_root/$name; done); do
+    for d in $aio_dir $(for name in $names; do echo $ind_root/$name; done) \
+        $(for name in $repeat_names; do echo $repeat_root/$name; done); do
       decoded "$d" "$decoding_method" "epoch-$num_epochs-avg-1-use-averaged-model" && continue
       echo "./$recipe/decode.py --epoch $num_epochs --avg 1 --use-averaged-model true --exp-dir $d \
 --decoding-method $decoding_method --subnets all --num-threads 1 > $d/decode-stdout.log 2>&1"
@@ -98,5 +112,6 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
     --individual-root "$ind_root" \
     --decoding-method "$decoding_method" \
     --epoch "$num_epochs" \
-    --out-dir "$out_dir"
+    --out-dir "$out_dir" \
+    ${repeat_names:+--repeat-individual-root "$repeat_root"}
 fi

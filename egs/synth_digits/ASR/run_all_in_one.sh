@@ -46,8 +46,6 @@ log() { echo "$(date '+%Y-%m-%d %H:%M:%S') (run_all_in_one.sh:${BASH_LINENO[0]})
 aio_dir=$recipe/exp_all_in_one$exp_suffix
 ind_root=$recipe/exp_individual
 repeat_root=$recipe/exp_individual_seed$repeat_seed
-repeat_names=""
-if [ -n "$repeat_seed" ]; then repeat_names=${repeat_subnets//,/ }; fi
 out_dir=$recipe/all_in_one_comparison$exp_suffix
 mkdir -p "$ind_root" "$out_dir"
 # The grid as explicit names, expanded against the recipe's layer count as train.py does.
@@ -63,6 +61,20 @@ print(" ".join(s.name for s in parse_subnets(sys.argv[1], num_layers)))
 EOF2
 )
 log "grid: $names"
+repeat_names=""
+if [ -n "$repeat_seed" ] || [ -n "$repeat_subnets" ]; then
+  if [ -z "$repeat_seed" ] || [ -z "$repeat_subnets" ]; then
+    echo "$0: --repeat-seed and --repeat-subnets go together (got '$repeat_seed', '$repeat_subnets')" >&2
+    exit 1
+  fi
+  for name in ${repeat_subnets//,/ }; do
+    case " $names " in
+      *" $name "*) ;;
+      *) echo "$0: --repeat-subnets: $name is not in the grid ($names)" >&2; exit 1 ;;
+    esac
+  done
+  repeat_names=${repeat_subnets//,/ }
+fi
 
 # run_queue (one thread per training), resume_flag (continue from the newest epoch-K.pt),
 # decoded (a decoding summary exists)

@@ -17,7 +17,9 @@
 #           otherwise stay on the blank-only plateau for most of 8 epochs (RESULTS.md)
 #           Defaults (--seed-warmup-batches 700 --beta 0) are this corpus's passing recipe:
 #           with beta = 1 the KL from the deepest path, still worse than the seed when the
-#           joint phase starts, set every path back (RESULTS.md, "Third run")
+#           joint phase starts, set every path back (RESULTS.md, "Third run"). The default
+#           --exp-suffix names that run's directories (exp_unfold_w700_beta0/, ...), so
+#           other settings go beside it instead of over it
 #  stage 2: decode every logical depth of both kinds (modified beam search, one thread);
 #           runs already decoded at this epoch are skipped
 #  stage 3: peak memory of a training step of each path alone, each plain model, and the
@@ -37,7 +39,7 @@ distill_start_batch=500
 sandwich_k=1
 unfold_relax=false
 seed_warmup_batches=700
-exp_suffix=""
+exp_suffix="_w700_beta0"
 decoding_method=modified_beam_search
 recipe=conformer_transducer
 

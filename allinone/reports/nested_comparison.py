@@ -178,8 +178,9 @@ def compare(
     }
 
 
-def _fmt_p(t: Dict) -> str:
-    mark = {"A": " (AIO better)", "B": " (AIO worse)", "same": ""}[t["better"]]
+def _fmt_p(t: Dict, system: str = "AIO") -> str:
+    """p-value of ``mapsswe(system, other)``, marked with the verdict on ``system`` when significant."""
+    mark = {"A": f" ({system} better)", "B": f" ({system} worse)", "same": ""}[t["better"]]
     return f"{t['p']:.3f}{mark}"
 
 
@@ -251,16 +252,14 @@ def _format_repeats(report: Dict, test_sets: List[str]) -> List[str]:
         "| " + " | ".join(head) + " |",
         "|" + "|".join(["---"] * len(head)) + "|",
     ]
-    mark = {"A": " (repeat better)", "B": " (repeat worse)", "same": ""}
     for r in repeats:
         cells = [r["subnet"], Path(r["root"]).name]
         for t in test_sets:
-            vs = r["repeat_vs_individual"][t]
             cells += [
                 f"{aio[r['subnet']][t]:.2f}",
                 f"{twin[r['subnet']][t]:.2f}",
                 f"{r['repeat_wer'][t]:.2f}",
-                f"{vs['p']:.3f}{mark[vs['better']]}",
+                _fmt_p(r["repeat_vs_individual"][t], "repeat"),
                 _fmt_p(r["aio_vs_repeat"][t]),
             ]
         lines.append("| " + " | ".join(cells) + " |")

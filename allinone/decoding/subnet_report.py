@@ -55,10 +55,29 @@ def format_subnet_table(rows: Sequence[SubnetRow]) -> str:
     return "\n".join(lines)
 
 
+def merge_subnet_rows(old: Sequence[SubnetRow], new: Sequence[SubnetRow]) -> List[SubnetRow]:
+    """``old`` updated by ``new``: a subnet in both keeps the WER of test sets only ``old``
+    decoded and takes everything else (sizes, RTF, the WERs decoded again) from ``new``;
+    subnets only in ``new`` are appended. So decoding another split or subnet later adds to
+    the summary of a checkpoint instead of replacing it."""
+    fresh = {r.subnet: r for r in new}
+    out = []
+    for r in old:
+        if r.subnet in fresh:
+            n = fresh.pop(r.subnet)
+            r = SubnetRow(**{**asdict(n), "wer": {**r.wer, **n.wer}})
+        out.append(r)
+    return out + [r for r in new if r.subnet in fresh]
+
+
 def write_subnet_summary(res_dir: Path, tag: str, rows: Sequence[SubnetRow]) -> Path:
-    """Write ``subnet-summary-<tag>.md`` and ``.json``; returns the JSON path."""
+    """Write ``subnet-summary-<tag>.md`` and ``.json``, merged into an existing summary of
+    the same tag (:func:`merge_subnet_rows`); returns the JSON path."""
     res_dir = Path(res_dir)
     res_dir.mkdir(parents=True, exist_ok=True)
+    existing = res_dir / f"subnet-summary-{tag}.json"
+    if existing.is_file():
+        rows = merge_subnet_rows(read_subnet_summary(existing), rows)
     (res_dir / f"subnet-summary-{tag}.md").write_text(format_subnet_table(rows) + "\n")
     path = res_dir / f"subnet-summary-{tag}.json"
     path.write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n")

@@ -66,6 +66,38 @@ def train_seconds(exp_dir: Path, epoch: int, key: str = "train_seconds") -> floa
     return float(state[key])
 
 
+# train.py settings that make up "the same recipe": data, optimisation, losses, model.
+# Everything else (exp dir, seed, subnets, policy, distillation, logging) may differ
+# between the one pass and its twins.
+RECIPE_KEYS = (
+    "manifest_dir", "train_cuts", "bpe_model", "max_duration", "num_buckets", "sortagrad_epochs",
+    "spec_augment", "base_lr", "warmup_batches", "lr_batches", "lr_epochs", "weight_decay",
+    "clip_grad_norm", "average_period", "prune_range", "lm_scale", "am_scale",
+    "simple_loss_scale", "warm_step", "use_transducer", "use_ctc", "ctc_loss_scale", "model",
+)  # fmt: skip
+
+
+def recipe_differences(a_dir: Path, b_dir: Path, epoch: int) -> Dict[str, tuple]:
+    """The :data:`RECIPE_KEYS` whose values differ between two runs' ``epoch-<epoch>.pt``:
+    ``{key: (value in a, value in b)}``; empty when both used the same recipe."""
+    configs = [load_checkpoint(Path(d) / f"epoch-{epoch}.pt").get("train_config") for d in (a_dir, b_dir)]
+    for d, cfg in zip((a_dir, b_dir), configs):
+        if cfg is None:
+            raise ValueError(f"{d}/epoch-{epoch}.pt records no train_config (written by an older train.py)")
+    a, b = configs
+    return {k: (a.get(k), b.get(k)) for k in RECIPE_KEYS if a.get(k) != b.get(k)}
+
+
+def check_same_recipe(aio_dir: Path, twin_dirs: Sequence[Path], epoch: int) -> None:
+    """Refuse a comparison whose twins were trained with another recipe than the one pass
+    (a different learning rate, say): their WER would not be a like-for-like reference."""
+    for d in twin_dirs:
+        diff = recipe_differences(aio_dir, d, epoch)
+        if diff:
+            what = "; ".join(f"{k} {a!r} vs {b!r}" for k, (a, b) in diff.items())
+            raise ValueError(f"{d} was trained with another recipe than {aio_dir}: {what}")
+
+
 def mapsswe_per_set(a: DecodedSubnet, b: DecodedSubnet, alpha: float) -> Dict[str, Dict]:
     """MAPSSWE of a against b per test set: p-value and which is better ("A", "B" or "same")."""
     out = {}
@@ -76,6 +108,7 @@ def mapsswe_per_set(a: DecodedSubnet, b: DecodedSubnet, alpha: float) -> Dict[st
 
 
 def repeat_rows(
+    aio_dir: Path,
     aio: Dict[str, DecodedSubnet],
     individual: Dict[str, DecodedSubnet],
     repeat_roots: Sequence[Path],
@@ -94,6 +127,7 @@ def repeat_rows(
         for name in aio:
             if not (Path(root) / name / method).is_dir():
                 continue
+            check_same_recipe(aio_dir, [Path(root) / name], epoch)
             rep = load_decoded(Path(root) / name, method, epoch)[name]
             out.append(
                 {
@@ -121,6 +155,7 @@ def compare(
     :func:`repeat_rows`); they add a table, not a change to the verdicts.
     """
     aio = load_decoded(aio_dir, method, epoch)
+    check_same_recipe(aio_dir, [Path(individual_root) / name for name in aio], epoch)
     individual = {name: load_decoded(Path(individual_root) / name, method, epoch)[name] for name in aio}
     baseline_name = next(n for n, d in aio.items() if abs(d.compression - 1.0) < 1e-9)
     baseline = individual[baseline_name]
@@ -174,7 +209,7 @@ def compare(
         "subnets_significantly_worse": [r["subnet"] for r in rows if r["aio_significantly_worse"]],
         "largest_lossless_aio": best("aio"),
         "largest_lossless_individual": best("individual"),
-        "repeats": repeat_rows(aio, individual, repeat_roots, method, epoch, alpha),
+        "repeats": repeat_rows(aio_dir, aio, individual, repeat_roots, method, epoch, alpha),
     }
 
 

@@ -1,6 +1,9 @@
 """Labels of the all-in-one comparison report: which system a significant p-value favours."""
 
-from allinone.reports.nested_comparison import format_report
+import pytest
+
+from allinone.reports.nested_comparison import check_same_recipe, format_report, recipe_differences
+from allinone.utils.checkpoint import save_checkpoint_atomic
 
 
 def _row(name, aio, twin, better):
@@ -61,3 +64,26 @@ def test_repeat_table_labels_follow_the_argument_order():
     line = next(ln for ln in text.splitlines() if ln.startswith("| a | exp_individual_seed43 |"))
     cells = [c.strip() for c in line.strip("|").split("|")]
     assert cells[2:] == ["6.00", "4.00", "7.00", "0.001 (repeat worse)", "0.020 (AIO better)"]
+
+
+def _run_dir(tmp_path, name, **overrides):
+    cfg = {"base_lr": 1e-3, "lr_epochs": 6.0, "model": {"num_layers": 6}, "seed": 42, "subnets": "a"}
+    cfg.update(overrides)
+    d = tmp_path / name
+    d.mkdir()
+    save_checkpoint_atomic({"model": {}, "train_config": cfg}, d / "epoch-3.pt")
+    return d
+
+
+def test_twins_of_another_recipe_are_refused_and_per_run_settings_are_not(tmp_path):
+    aio = _run_dir(tmp_path, "aio", subnets="a,b,c")
+    same = _run_dir(tmp_path, "same", seed=43, subnets="b")  # seed and grid are per run
+    other = _run_dir(tmp_path, "other", base_lr=3e-3, model={"num_layers": 4})
+    assert recipe_differences(aio, same, 3) == {}
+    assert recipe_differences(aio, other, 3) == {
+        "base_lr": (1e-3, 3e-3),
+        "model": ({"num_layers": 6}, {"num_layers": 4}),
+    }
+    check_same_recipe(aio, [same], 3)
+    with pytest.raises(ValueError, match=r"other was trained with another recipe .*base_lr 0.001 vs 0.003"):
+        check_same_recipe(aio, [same, other], 3)

@@ -5,6 +5,7 @@
 #            [--subnets GRID] [--num-epochs N] [--sandwich-k K] [--distill true|false]
 #            [--distill-start-batch N] [--warmup-subnet NAME --warmup-subnet-batches N]
 #            [--exp-suffix S] [--repeat-seed S --repeat-subnets NAME,NAME,..]
+#            [--train-opts "FLAGS" --individual-suffix S]
 #  stage 1: train the whole grid in one pass (exp_all_in_one/) and every subnet of it
 #           alone with the same recipe (exp_individual/<subnet>/); --jobs runs that many
 #           trainings at once, one CPU thread each, so every run sees the same conditions
@@ -15,6 +16,10 @@
 #           --repeat-seed S trains the --repeat-subnets twins again with --seed S
 #           (exp_individual_seed$S/<subnet>/) to measure how far two runs of one
 #           configuration differ
+#           --train-opts "FLAGS" adds train.py flags to every training here (the one pass,
+#           the twins and the repeats), e.g. another learning-rate schedule; the twins of
+#           such a recipe go to exp_individual$S/ (--individual-suffix S, required then),
+#           and stage 3 refuses twins whose recipe differs from the one pass's
 #  stage 2: decode every subnet of both kinds (modified beam search, one thread); runs
 #           already decoded at this epoch are skipped
 #  stage 3: compare: WER pairs with the MAPSSWE p-value, wall times, a WER-vs-size plot
@@ -34,6 +39,8 @@ warmup_subnet_batches=0
 exp_suffix=""
 repeat_seed=""
 repeat_subnets=""
+train_opts=""
+individual_suffix=""
 decoding_method=modified_beam_search
 recipe=conformer_transducer
 
@@ -43,9 +50,13 @@ cd "$script_dir"
 
 log() { echo "$(date '+%Y-%m-%d %H:%M:%S') (run_all_in_one.sh:${BASH_LINENO[0]}) $*"; }
 
+if [ -n "$train_opts" ] && [ -z "$individual_suffix" ]; then
+  echo "$0: --train-opts changes the recipe, so its twins need their own --individual-suffix" >&2
+  exit 1
+fi
 aio_dir=$recipe/exp_all_in_one$exp_suffix
-ind_root=$recipe/exp_individual
-repeat_root=$recipe/exp_individual_seed$repeat_seed
+ind_root=$recipe/exp_individual$individual_suffix
+repeat_root=$recipe/exp_individual_seed$repeat_seed$individual_suffix
 out_dir=$recipe/all_in_one_comparison$exp_suffix
 mkdir -p "$ind_root" "$out_dir"
 # The grid as explicit names, expanded against the recipe's layer count as train.py does.
@@ -82,7 +93,7 @@ fi
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   log "stage 1: training ($num_epochs epochs each, $jobs at a time)"
-  common="./$recipe/train.py --num-epochs $num_epochs --tensorboard false"
+  common="./$recipe/train.py --num-epochs $num_epochs --tensorboard false $train_opts"
   warmup=""
   if [ -n "$warmup_subnet" ]; then
     warmup="--warmup-subnet $warmup_subnet --warmup-subnet-batches $warmup_subnet_batches"

@@ -18,6 +18,16 @@ and the training time kept in epoch-N.pt, and writes to --out-dir:
   wer_vs_size.png  WER against stored size, both kinds of training
 With --repeat-individual-root R (repeatable; R/<subnet>/ trained with another --seed),
 comparison.md also shows how far two individual runs of one subnet differ (MAPSSWE).
+
+Give --all-in-one-dir and --individual-root once per training seed (in the same order)
+to pool the verdicts over seeds: one pass i is paired with the twins under root i, e.g.
+
+  ./local/compare_all_in_one.py \
+    --all-in-one-dir conformer_transducer/exp_all_in_one_k1w300 \
+    --individual-root conformer_transducer/exp_individual \
+    --all-in-one-dir conformer_transducer/exp_all_in_one_k1w300_seed43 \
+    --individual-root conformer_transducer/exp_individual_seed43 \
+    --epoch 8 --out-dir conformer_transducer/all_in_one_comparison_k1w300_2seeds
 """
 
 import argparse
@@ -33,8 +43,14 @@ from allinone.utils.log import setup_script_logging  # noqa: E402
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--all-in-one-dir", type=Path, required=True)
-    p.add_argument("--individual-root", type=Path, required=True, help="holds one exp dir per subnet name")
+    p.add_argument("--all-in-one-dir", type=Path, action="append", required=True, help="repeat once per seed")
+    p.add_argument(
+        "--individual-root",
+        type=Path,
+        action="append",
+        required=True,
+        help="holds one exp dir per subnet name; one per --all-in-one-dir, in the same order",
+    )
     p.add_argument("--decoding-method", default="modified_beam_search")
     p.add_argument("--epoch", type=int, required=True)
     p.add_argument("--out-dir", type=Path, required=True)
@@ -47,10 +63,14 @@ def main() -> None:
         help="a root of twins trained again with another seed (any subset of the subnets)",
     )
     args = p.parse_args()
+    if len(args.all_in_one_dir) != len(args.individual_root):
+        p.error(
+            f"{len(args.all_in_one_dir)} --all-in-one-dir but {len(args.individual_root)} "
+            "--individual-root: give one root of twins per one-pass run"
+        )
     setup_script_logging()
     report = compare(
-        args.all_in_one_dir,
-        args.individual_root,
+        list(zip(args.all_in_one_dir, args.individual_root)),
         args.decoding_method,
         args.epoch,
         args.alpha,

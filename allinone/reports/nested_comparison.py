@@ -8,11 +8,11 @@ keeps in each ``epoch-N.pt``.
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from allinone.decoding.subnet_report import read_subnet_summary
 from allinone.utils.checkpoint import load_checkpoint
-from allinone.utils.scoring import Result, read_recogs
+from allinone.utils.scoring import Result, compute_wer, read_recogs
 from allinone.utils.significance import mapsswe
 
 
@@ -141,22 +141,45 @@ def repeat_rows(
     return out
 
 
-def compare(
-    aio_dir: Path,
-    individual_root: Path,
-    method: str,
-    epoch: int,
-    alpha: float = 0.05,
-    repeat_roots: Sequence[Path] = (),
-) -> Dict:
-    """Everything the comparison report shows, as plain data (see ``write_report``).
+def pool_runs(runs: Sequence[Dict[str, DecodedSubnet]]) -> Dict[str, DecodedSubnet]:
+    """Several training runs of the same subnets (other seeds) as one system per subnet.
 
-    ``repeat_roots``: further roots of individual twins trained with other seeds (see
-    :func:`repeat_rows`); they add a table, not a change to the verdicts.
+    Each run's recognitions are kept, with utterance ids prefixed by the run index, so a
+    MAPSSWE between two pooled systems pairs run i of one with run i of the other; the
+    WER is that of all runs' words together and the RTF is the runs' mean. The segments
+    of one utterance in two runs are not independent, so the pooled test is, if anything,
+    quicker to call a difference significant than the same number of distinct utterances.
     """
-    aio = load_decoded(aio_dir, method, epoch)
-    check_same_recipe(aio_dir, [Path(individual_root) / name for name in aio], epoch)
-    individual = {name: load_decoded(Path(individual_root) / name, method, epoch)[name] for name in aio}
+    names = list(runs[0])
+    for i, run in enumerate(runs[1:], 1):
+        if list(run) != names:
+            raise ValueError(f"run {i} decoded subnets {list(run)}, run 0 decoded {names}")
+    pooled = {}
+    for name in names:
+        first = runs[0][name]
+        results = {
+            t: [
+                (f"run{i}/{uid}", ref, hyp)
+                for i, run in enumerate(runs)
+                for uid, ref, hyp in run[name].results[t]
+            ]
+            for t in first.wer
+        }
+        pooled[name] = DecodedSubnet(
+            name,
+            first.stored_bytes,
+            first.compression,
+            first.params,
+            sum(run[name].rtf for run in runs) / len(runs),
+            {t: compute_wer(r).wer for t, r in results.items()},
+            results,
+        )
+    return pooled
+
+
+def _rows(aio: Dict[str, DecodedSubnet], individual: Dict[str, DecodedSubnet], alpha: float) -> List[Dict]:
+    """Per subnet: sizes, both WERs, MAPSSWE against the twin and the lossless verdicts
+    (against the twin of the float full model)."""
     baseline_name = next(n for n, d in aio.items() if abs(d.compression - 1.0) < 1e-9)
     baseline = individual[baseline_name]
     rows = []
@@ -181,13 +204,53 @@ def compare(
                 "individual_lossless": not any(
                     t["better"] == "B" for t in mapsswe_per_set(b, baseline, alpha).values()
                 ),
-                "individual_seconds": train_seconds(Path(individual_root) / name, epoch),
             }
         )
-    aio_seconds = train_seconds(aio_dir, epoch)
+    return rows
+
+
+def _worse(rows: List[Dict]) -> List[str]:
+    return [r["subnet"] for r in rows if r["aio_significantly_worse"]]
+
+
+def compare(
+    runs: Sequence[Tuple[Path, Path]],
+    method: str,
+    epoch: int,
+    alpha: float = 0.05,
+    repeat_roots: Sequence[Path] = (),
+) -> Dict:
+    """Everything the comparison report shows, as plain data (see ``write_report``).
+
+    Args:
+        runs: ``(all-in-one exp dir, root of its individual twins)`` per training seed.
+            With one run the verdicts are those of that run. With several (each pair
+            trained with its own seed, e.g. ``exp_all_in_one_s43`` with
+            ``exp_individual_seed43``) both kinds are pooled over the runs
+            (:func:`pool_runs`) so that a verdict is not one seed's draw; each run's own
+            verdicts are listed too, and training times are summed over the runs.
+        repeat_roots: further roots of individual twins trained with other seeds (see
+            :func:`repeat_rows`), read against the first run; they add a table, not a
+            change to the verdicts.
+    """
+    aio_runs, individual_runs = [], []
+    for aio_dir, individual_root in runs:
+        aio = load_decoded(aio_dir, method, epoch)
+        check_same_recipe(aio_dir, [Path(individual_root) / name for name in aio], epoch)
+        aio_runs.append(aio)
+        individual_runs.append(
+            {name: load_decoded(Path(individual_root) / name, method, epoch)[name] for name in aio}
+        )
+    pooled = len(runs) > 1
+    aio = pool_runs(aio_runs) if pooled else aio_runs[0]
+    individual = pool_runs(individual_runs) if pooled else individual_runs[0]
+    rows = _rows(aio, individual, alpha)
+    for r in rows:
+        r["individual_seconds"] = sum(train_seconds(Path(root) / r["subnet"], epoch) for _, root in runs)
+    aio_seconds = sum(train_seconds(aio_dir, epoch) for aio_dir, _ in runs)
     sum_individual = sum(r["individual_seconds"] for r in rows)
     try:  # CPU time: the fair measure when the one pass shared the cores with other jobs
-        aio_cpu: Optional[float] = train_seconds(aio_dir, epoch, "train_cpu_seconds")
+        aio_cpu: Optional[float] = sum(train_seconds(d, epoch, "train_cpu_seconds") for d, _ in runs)
     except ValueError:
         aio_cpu = None
 
@@ -195,21 +258,29 @@ def compare(
         ok = [r for r in rows if r[f"{kind}_lossless"]]
         return max(ok, key=lambda r: r["compression"]) if ok else None
 
+    baseline_name = next(r["subnet"] for r in rows if abs(r["compression"] - 1.0) < 1e-9)
+    first_aio_dir, _ = runs[0]
     return {
         "method": method,
         "epoch": epoch,
         "alpha": alpha,
         "baseline": f"individually trained {baseline_name}",
+        "runs": [[str(a), str(b)] for a, b in runs],
         "rows": rows,
         "aio_train_seconds": aio_seconds,
         "individual_train_seconds_sum": sum_individual,
         "speedup": sum_individual / aio_seconds,
         "aio_train_cpu_seconds": aio_cpu,
         "cpu_speedup": None if aio_cpu is None else sum_individual / aio_cpu,
-        "subnets_significantly_worse": [r["subnet"] for r in rows if r["aio_significantly_worse"]],
+        "subnets_significantly_worse": _worse(rows),
+        "per_run_significantly_worse": (
+            [_worse(_rows(a, b, alpha)) for a, b in zip(aio_runs, individual_runs)] if pooled else None
+        ),
         "largest_lossless_aio": best("aio"),
         "largest_lossless_individual": best("individual"),
-        "repeats": repeat_rows(aio_dir, aio, individual, repeat_roots, method, epoch, alpha),
+        "repeats": repeat_rows(
+            first_aio_dir, aio_runs[0], individual_runs[0], repeat_roots, method, epoch, alpha
+        ),
     }
 
 
@@ -247,10 +318,19 @@ def format_report(report: Dict) -> str:
         r = report[key]
         return "none" if r is None else f"{r['subnet']} at {r['compression']:.2f}x"
 
+    runs = report.get("runs") or []
+    per_run = report.get("per_run_significantly_worse")
     lines += [
         "",
         f"MAPSSWE at p < {report['alpha']} per test set; 'lossless' = not significantly worse than the "
         f"{report['baseline']} on any test set. WER in %, {report['method']}, epoch {report['epoch']}.",
+    ]
+    if per_run:
+        lines += [
+            f"Pooled over {len(runs)} runs (seeds) of each kind: one pass i is paired with the twins i "
+            "utterance by utterance; times are summed over the runs.",
+        ]
+    lines += [
         "",
         f"- All-in-one subnets significantly worse than their twin: {', '.join(worse) if worse else 'none'}",
         f"- Training wall time: all-in-one {report['aio_train_seconds']:.0f} s; individual runs summed "
@@ -261,6 +341,11 @@ def format_report(report: Dict) -> str:
             f"- Training CPU time of the one pass: {report['aio_train_cpu_seconds']:.0f} s; against the "
             f"individual runs' summed wall time (one thread each, one run per core) "
             f"{report['cpu_speedup']:.2f}x"
+        )
+    for (aio_dir, root), names in zip(runs, per_run or []):
+        lines.append(
+            f"- Run {Path(aio_dir).name} against {Path(root).name} alone: significantly worse: "
+            f"{', '.join(names) if names else 'none'}"
         )
     lines += [
         f"- Largest lossless compression: all-in-one {best('largest_lossless_aio')}; "

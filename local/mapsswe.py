@@ -31,11 +31,17 @@ def main() -> None:
     results = []
     for label, path in (("A", args.recogs_a), ("B", args.recogs_b)):
         if not path.is_file():
-            p.error(f"{path} does not exist")
-        results.append(read_recogs(path))
+            p.error(f"{path} is not a file")
+        try:
+            results.append(read_recogs(path))
+        except ValueError as e:
+            p.error(str(e))  # names the file and line
         stats = compute_wer(results[-1])
         print(f"{label}: WER {stats.wer:.2f}% ({stats.errors} errors / {stats.ref_words} words) {path}")
-    r = mapsswe(*results, alpha=args.alpha)
+    try:
+        r = mapsswe(*results, alpha=args.alpha)
+    except ValueError as e:  # other utterances or references: not decodings of one test set
+        p.error(f"{args.recogs_a} and {args.recogs_b}: {e}")
     verdict = {"A": "A better", "B": "B better", "same": "no significant difference"}[r.better]
     print(
         f"MAPSSWE: {r.num_segments} segments, mean(A - B) {r.mean_diff:+.3f} errors/segment, "

@@ -21,8 +21,11 @@ class SubnetRow:
         stored_bytes: bytes under the accounting rule (``allinone.quant.accounting``).
         compression: float32 size of the full model / ``stored_bytes``.
         wer: test set -> WER in percent.
-        rtf: decoding time / audio duration over all test sets.
+        rtf: decoding time / audio duration over all test sets in ``wer``.
         threads: torch threads used while decoding.
+        decode_seconds, audio_seconds: test set -> decoding time and audio duration, so
+            that a summary merged from several decoding runs keeps a true RTF (empty in
+            summaries written before they were added).
     """
 
     subnet: str
@@ -32,6 +35,15 @@ class SubnetRow:
     wer: Dict[str, float] = field(default_factory=dict)
     rtf: float = 0.0
     threads: int = 1
+    decode_seconds: Dict[str, float] = field(default_factory=dict)
+    audio_seconds: Dict[str, float] = field(default_factory=dict)
+
+    def add_test_set(self, test_set: str, wer: float, decode_seconds: float, audio_seconds: float) -> None:
+        """Record one decoded test set and update the RTF over all of them."""
+        self.wer[test_set] = wer
+        self.decode_seconds[test_set] = decode_seconds
+        self.audio_seconds[test_set] = audio_seconds
+        self.rtf = sum(self.decode_seconds.values()) / max(sum(self.audio_seconds.values()), 1e-9)
 
 
 def subnet_row(model: nn.Module, subnet: SubnetConfig) -> SubnetRow:
@@ -55,29 +67,45 @@ def format_subnet_table(rows: Sequence[SubnetRow]) -> str:
     return "\n".join(lines)
 
 
-def merge_subnet_rows(old: Sequence[SubnetRow], new: Sequence[SubnetRow]) -> List[SubnetRow]:
-    """``old`` updated by ``new``: a subnet in both keeps the WER of test sets only ``old``
-    decoded and takes everything else (sizes, RTF, the WERs decoded again) from ``new``;
-    subnets only in ``new`` are appended. So decoding another split or subnet later adds to
-    the summary of a checkpoint instead of replacing it."""
-    fresh = {r.subnet: r for r in new}
-    out = []
-    for r in old:
-        if r.subnet in fresh:
-            n = fresh.pop(r.subnet)
-            r = SubnetRow(**{**asdict(n), "wer": {**r.wer, **n.wer}})
-        out.append(r)
-    return out + [r for r in new if r.subnet in fresh]
+def merge_subnet_rows(
+    old: Sequence[SubnetRow], new: Sequence[SubnetRow], order: Sequence[str] = ()
+) -> List[SubnetRow]:
+    """``old`` updated by ``new``, so that decoding another split or subnet later adds to
+    the summary of a checkpoint instead of replacing it.
+
+    A subnet in both takes its sizes and the test sets it decoded again from ``new`` and
+    keeps the others from ``old``; its RTF is recomputed over all of them when both
+    recorded per-set times (otherwise it is ``new``'s). Rows follow ``order`` (e.g. the
+    checkpoint's grid), then first appearance.
+    """
+    merged = {r.subnet: r for r in old}
+    for n in new:
+        o = merged.get(n.subnet)
+        if o is None:
+            merged[n.subnet] = n
+            continue
+        row = SubnetRow(**{**asdict(n), "wer": {**o.wer, **n.wer}})
+        if o.decode_seconds.keys() == o.wer.keys() and n.decode_seconds.keys() == n.wer.keys():
+            row.decode_seconds = {**o.decode_seconds, **n.decode_seconds}
+            row.audio_seconds = {**o.audio_seconds, **n.audio_seconds}
+            row.rtf = sum(row.decode_seconds.values()) / max(sum(row.audio_seconds.values()), 1e-9)
+        else:
+            row.decode_seconds, row.audio_seconds = {}, {}
+        merged[n.subnet] = row
+    rank = {name: i for i, name in enumerate(order)}
+    return sorted(merged.values(), key=lambda r: rank.get(r.subnet, len(rank)))
 
 
-def write_subnet_summary(res_dir: Path, tag: str, rows: Sequence[SubnetRow]) -> Path:
+def write_subnet_summary(
+    res_dir: Path, tag: str, rows: Sequence[SubnetRow], order: Sequence[str] = ()
+) -> Path:
     """Write ``subnet-summary-<tag>.md`` and ``.json``, merged into an existing summary of
-    the same tag (:func:`merge_subnet_rows`); returns the JSON path."""
+    the same tag (:func:`merge_subnet_rows`, rows in ``order``); returns the JSON path."""
     res_dir = Path(res_dir)
     res_dir.mkdir(parents=True, exist_ok=True)
     existing = res_dir / f"subnet-summary-{tag}.json"
     if existing.is_file():
-        rows = merge_subnet_rows(read_subnet_summary(existing), rows)
+        rows = merge_subnet_rows(read_subnet_summary(existing), rows, order)
     (res_dir / f"subnet-summary-{tag}.md").write_text(format_subnet_table(rows) + "\n")
     path = res_dir / f"subnet-summary-{tag}.json"
     path.write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n")

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from allinone.decoding.subnet_report import read_subnet_summary
+from allinone.training.recipe import RECIPE_KEYS, config_differences
 from allinone.utils.checkpoint import load_checkpoint
 from allinone.utils.scoring import Result, compute_wer, read_recogs
-from allinone.utils.significance import mapsswe
+from allinone.utils.significance import mapsswe, mapsswe_pooled
 
 
 @dataclass
@@ -27,6 +28,8 @@ class DecodedSubnet:
     rtf: float
     wer: Dict[str, float]
     results: Dict[str, List[Result]] = field(repr=False, default_factory=dict)
+    # several training runs pooled (pool_runs): per run, test set -> results
+    runs: List[Dict[str, List[Result]]] = field(repr=False, default_factory=list)
 
 
 def _one(paths: List[Path], what: str, where: Path) -> Path:
@@ -66,26 +69,16 @@ def train_seconds(exp_dir: Path, epoch: int, key: str = "train_seconds") -> floa
     return float(state[key])
 
 
-# train.py settings that make up "the same recipe": data, optimisation, losses, model.
-# Everything else (exp dir, seed, subnets, policy, distillation, logging) may differ
-# between the one pass and its twins.
-RECIPE_KEYS = (
-    "manifest_dir", "train_cuts", "bpe_model", "max_duration", "num_buckets", "sortagrad_epochs",
-    "spec_augment", "base_lr", "warmup_batches", "lr_batches", "lr_epochs", "weight_decay",
-    "clip_grad_norm", "average_period", "prune_range", "lm_scale", "am_scale",
-    "simple_loss_scale", "warm_step", "use_transducer", "use_ctc", "ctc_loss_scale", "model",
-)  # fmt: skip
-
-
 def recipe_differences(a_dir: Path, b_dir: Path, epoch: int) -> Dict[str, tuple]:
-    """The :data:`RECIPE_KEYS` whose values differ between two runs' ``epoch-<epoch>.pt``:
-    ``{key: (value in a, value in b)}``; empty when both used the same recipe."""
+    """The recipe settings (``allinone.training.recipe.RECIPE_KEYS``) that differ between
+    two runs' ``epoch-<epoch>.pt``: ``{key: (value in a, value in b)}``; empty when both
+    used the same recipe."""
     configs = [load_checkpoint(Path(d) / f"epoch-{epoch}.pt").get("train_config") for d in (a_dir, b_dir)]
     for d, cfg in zip((a_dir, b_dir), configs):
         if cfg is None:
             raise ValueError(f"{d}/epoch-{epoch}.pt records no train_config (written by an older train.py)")
     a, b = configs
-    return {k: (a.get(k), b.get(k)) for k in RECIPE_KEYS if a.get(k) != b.get(k)}
+    return config_differences(a, b, RECIPE_KEYS)
 
 
 def check_same_recipe(aio_dir: Path, twin_dirs: Sequence[Path], epoch: int) -> None:
@@ -98,11 +91,47 @@ def check_same_recipe(aio_dir: Path, twin_dirs: Sequence[Path], epoch: int) -> N
             raise ValueError(f"{d} was trained with another recipe than {aio_dir}: {what}")
 
 
+def _seed(exp_dir: Path, epoch: int) -> int:
+    return load_checkpoint(Path(exp_dir) / f"epoch-{epoch}.pt")["train_config"]["seed"]
+
+
+def check_runs(runs: Sequence[Tuple[Path, Path]], names: Sequence[str], epoch: int) -> None:
+    """Runs to pool must be distinct training draws of one recipe: no directory twice,
+    every one-pass run with the first one's recipe, and no two one-pass runs (nor two
+    twins of one of the subnets ``names``) with the same seed."""
+    for i, kind in ((0, "--all-in-one-dir"), (1, "--individual-root")):
+        dirs = [Path(run[i]).resolve() for run in runs]
+        if len(set(dirs)) != len(dirs):
+            raise ValueError(f"the same {kind} is given twice: {[str(run[i]) for run in runs]}")
+    if len(runs) < 2:
+        return
+    check_same_recipe(runs[0][0], [aio_dir for aio_dir, _ in runs[1:]], epoch)
+    for label, dirs in [("one-pass runs", [aio_dir for aio_dir, _ in runs])] + [
+        (f"twins of {name}", [Path(root) / name for _, root in runs]) for name in names
+    ]:
+        seeds = {str(d): _seed(d, epoch) for d in dirs}
+        if len(set(seeds.values())) != len(seeds):
+            raise ValueError(f"{label} to pool share a seed: {seeds}")
+
+
 def mapsswe_per_set(a: DecodedSubnet, b: DecodedSubnet, alpha: float) -> Dict[str, Dict]:
-    """MAPSSWE of a against b per test set: p-value and which is better ("A", "B" or "same")."""
+    """A against B per test set of A: p-value and which is better ("A", "B" or "same").
+
+    MAPSSWE for single runs; for pooled runs (:func:`pool_runs`) the per-utterance test
+    over the runs, ``allinone.utils.significance.mapsswe_pooled``.
+    """
+    if bool(a.runs) != bool(b.runs):
+        raise ValueError(f"{a.name}: cannot test a pooled system against a single run")
     out = {}
     for test_set in a.wer:
-        r = mapsswe(a.results[test_set], b.results[test_set], alpha=alpha)
+        if test_set not in b.wer:
+            raise ValueError(f"{b.name} was not decoded on {test_set} (only on {', '.join(b.wer)})")
+        if a.runs:
+            r = mapsswe_pooled(
+                [run[test_set] for run in a.runs], [run[test_set] for run in b.runs], alpha=alpha
+            )
+        else:
+            r = mapsswe(a.results[test_set], b.results[test_set], alpha=alpha)
         out[test_set] = {"p": r.p_value, "better": r.better, "segments": r.num_segments}
     return out
 
@@ -144,35 +173,32 @@ def repeat_rows(
 def pool_runs(runs: Sequence[Dict[str, DecodedSubnet]]) -> Dict[str, DecodedSubnet]:
     """Several training runs of the same subnets (other seeds) as one system per subnet.
 
-    Each run's recognitions are kept, with utterance ids prefixed by the run index, so a
-    MAPSSWE between two pooled systems pairs run i of one with run i of the other; the
-    WER is that of all runs' words together and the RTF is the runs' mean. The segments
-    of one utterance in two runs are not independent, so the pooled test is, if anything,
-    quicker to call a difference significant than the same number of distinct utterances.
+    The WER is that of all runs' words together and the RTF is the runs' mean; the runs'
+    own recognitions are kept for the significance test (:func:`mapsswe_per_set`).
+    Subnets come in run 0's order.
     """
     names = list(runs[0])
     for i, run in enumerate(runs[1:], 1):
-        if list(run) != names:
-            raise ValueError(f"run {i} decoded subnets {list(run)}, run 0 decoded {names}")
+        if set(run) != set(names):
+            raise ValueError(f"run {i} decoded subnets {sorted(run)}, run 0 decoded {sorted(names)}")
     pooled = {}
     for name in names:
         first = runs[0][name]
-        results = {
-            t: [
-                (f"run{i}/{uid}", ref, hyp)
-                for i, run in enumerate(runs)
-                for uid, ref, hyp in run[name].results[t]
-            ]
-            for t in first.wer
-        }
+        for i, run in enumerate(runs[1:], 1):
+            if set(run[name].wer) != set(first.wer):
+                raise ValueError(
+                    f"{name}: run {i} was decoded on {sorted(run[name].wer)}, run 0 on {sorted(first.wer)}"
+                )
+        per_run = [run[name].results for run in runs]
+        words = {t: [res for results in per_run for res in results[t]] for t in first.wer}
         pooled[name] = DecodedSubnet(
             name,
             first.stored_bytes,
             first.compression,
             first.params,
             sum(run[name].rtf for run in runs) / len(runs),
-            {t: compute_wer(r).wer for t, r in results.items()},
-            results,
+            {t: compute_wer(r).wer for t, r in words.items()},
+            runs=per_run,
         )
     return pooled
 
@@ -225,10 +251,12 @@ def compare(
     Args:
         runs: ``(all-in-one exp dir, root of its individual twins)`` per training seed.
             With one run the verdicts are those of that run. With several (each pair
-            trained with its own seed, e.g. ``exp_all_in_one_s43`` with
+            trained with its own seed, e.g. ``exp_all_in_one_seed43`` with
             ``exp_individual_seed43``) both kinds are pooled over the runs
-            (:func:`pool_runs`) so that a verdict is not one seed's draw; each run's own
-            verdicts are listed too, and training times are summed over the runs.
+            (:func:`pool_runs`) and tested utterance by utterance over all runs, so a
+            verdict rests on more than one training draw of each kind; each run's own
+            verdicts are listed too, and training times are summed over the runs. All
+            runs must share one recipe and differ in seed (:func:`check_runs`).
         repeat_roots: further roots of individual twins trained with other seeds (see
             :func:`repeat_rows`), read against the first run; they add a table, not a
             change to the verdicts.
@@ -236,6 +264,8 @@ def compare(
     aio_runs, individual_runs = [], []
     for aio_dir, individual_root in runs:
         aio = load_decoded(aio_dir, method, epoch)
+        if not aio_runs:
+            check_runs(runs, list(aio), epoch)
         check_same_recipe(aio_dir, [Path(individual_root) / name for name in aio], epoch)
         aio_runs.append(aio)
         individual_runs.append(
@@ -327,8 +357,10 @@ def format_report(report: Dict) -> str:
     ]
     if per_run:
         lines += [
-            f"Pooled over {len(runs)} runs (seeds) of each kind: one pass i is paired with the twins i "
-            "utterance by utterance; times are summed over the runs.",
+            f"Pooled over {len(runs)} training runs (seeds) of each kind: WER over all runs' words; "
+            "the test sums each utterance's error difference over the runs and tests over utterances "
+            "(mapsswe_pooled), so the spread between training runs is not in its error term; "
+            "times are summed over the runs.",
         ]
     lines += [
         "",
@@ -344,7 +376,7 @@ def format_report(report: Dict) -> str:
         )
     for (aio_dir, root), names in zip(runs, per_run or []):
         lines.append(
-            f"- Run {Path(aio_dir).name} against {Path(root).name} alone: significantly worse: "
+            f"- Run {aio_dir} against {root} alone: significantly worse: "
             f"{', '.join(names) if names else 'none'}"
         )
     lines += [

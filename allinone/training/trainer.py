@@ -43,6 +43,7 @@ from allinone.training.nested import (
     order_by_size,
     parse_loss_weights,
 )
+from allinone.training.recipe import OPTIMISATION_KEYS, config_differences
 from allinone.training.schedule import WarmupDecaySchedule, transducer_loss_scales
 from allinone.unfold import max_occurrences, statistics_keys
 from allinone.utils.checkpoint import get_rng_state, load_checkpoint, save_checkpoint_atomic, set_rng_state
@@ -332,6 +333,13 @@ class Trainer:
                 f"{self._plan_signature()}: give the same --subnets, --subnet-policy, --sandwich-k, "
                 "--subnet-loss-weights, distillation and compression flags to resume"
             )
+        # The sampler keys are checked below with their own message; keys older runs lack are skipped.
+        keys = [k for k in OPTIMISATION_KEYS if k not in ("world_size", "max_duration")]
+        changed = config_differences(state.get("train_config") or {}, cfg.to_dict(), keys)
+        changed = {k: v for k, v in changed.items() if v[0] is not None}
+        if changed:
+            what = ", ".join(f"--{k.replace('_', '-')} {a!r} (now {b!r})" for k, (a, b) in changed.items())
+            raise ValueError(f"{path} was trained with {what}: resume with the same values")
         sampler = state["sampler"]
         for key in ("seed", "world_size", "max_duration"):
             if sampler[key] != getattr(cfg, key):

@@ -178,8 +178,8 @@ def _index_by_id(results: Sequence[Result], name: str) -> dict[str, Result]:
 
 def _match_results(
     results_a: Sequence[Result], results_b: Sequence[Result]
-) -> list[tuple[list[str], list[str], list[str]]]:
-    """Pair the two systems' results by utterance id.
+) -> list[tuple[str, list[str], list[str], list[str]]]:
+    """Pair the two systems' results by utterance id: ``(id, ref, hyp_a, hyp_b)``.
 
     Raises:
         ValueError: naming ids present in only one list or whose references differ.
@@ -201,7 +201,7 @@ def _match_results(
         problems.append(f"ids whose references differ: {_format_ids(ref_mismatch)}")
     if problems:
         raise ValueError("results do not match: " + "; ".join(problems))
-    return [(list(by_id_a[u][1]), list(by_id_a[u][2]), list(by_id_b[u][2])) for u in common]
+    return [(u, list(by_id_a[u][1]), list(by_id_a[u][2]), list(by_id_b[u][2])) for u in common]
 
 
 def mapsswe(
@@ -236,7 +236,7 @@ def mapsswe(
     """
     diffs: list[int] = []
     errors_a = errors_b = 0
-    for ref, hyp_a, hyp_b in _match_results(results_a, results_b):
+    for _, ref, hyp_a, hyp_b in _match_results(results_a, results_b):
         segments = segment_errors(ref, hyp_a, hyp_b, min_correct_run)
         if not segments and include_error_free_utterances:
             segments = [(0, 0)]
@@ -245,6 +245,11 @@ def mapsswe(
             errors_b += n_b
             diffs.append(n_a - n_b)
 
+    return _w_test(diffs, errors_a, errors_b, alpha)
+
+
+def _w_test(diffs: Sequence[int], errors_a: int, errors_b: int, alpha: float) -> MapsswResult:
+    """The normal-approximation test of mean(Z) = 0 over independent units ``diffs``."""
     n = len(diffs)
     if n == 0:
         return MapsswResult(0, 0.0, 0.0, 0.0, 1.0, errors_a, errors_b, "same", alpha)
@@ -273,3 +278,44 @@ def mapsswe(
         # Z counts A's errors minus B's, so a negative mean means A errs less.
         result.better = "A" if mean < 0 else "B"
     return result
+
+
+def mapsswe_pooled(
+    runs_a: Sequence[Sequence[Result]],
+    runs_b: Sequence[Sequence[Result]],
+    min_correct_run: int = 2,
+    alpha: float = 0.05,
+) -> MapsswResult:
+    """The matched-pairs test between two systems each trained several times (seeds).
+
+    Run ``i`` of A is segmented against run ``i`` of B as in :func:`mapsswe`; then all
+    segments of one utterance, over every run, are summed into one unit
+    ``Z_u = sum_i (N_A,i(u) - N_B,i(u))`` (the utterance's total errors in A's runs minus
+    B's). The W test runs over the utterances where either system errs in some run.
+    Summing per utterance keeps the units independent (the same utterance decoded by
+    two runs is not two independent observations), and makes the result independent of
+    how the runs are ordered. What it does not do is model the spread between training
+    runs: a run that is better everywhere shifts every ``Z_u`` alike.
+
+    Args:
+        runs_a, runs_b: per run, ``(utt_id, ref_words, hyp_words)`` triples; the same
+            number of runs on both sides, each run covering the same utterances.
+    Returns:
+        the statistics over utterances as a :class:`MapsswResult` (``num_segments``
+        counts utterances).
+    Raises:
+        ValueError: on a different number of runs, or runs that do not match.
+    """
+    if len(runs_a) != len(runs_b) or not runs_a:
+        raise ValueError(f"need the same number of runs on both sides, got {len(runs_a)} and {len(runs_b)}")
+    per_utt: dict[str, int] = {}
+    errors_a = errors_b = 0
+    for results_a, results_b in zip(runs_a, runs_b):
+        for utt, ref, hyp_a, hyp_b in _match_results(results_a, results_b):
+            segments = segment_errors(ref, hyp_a, hyp_b, min_correct_run)
+            if not segments:
+                continue
+            n_a, n_b = sum(a for a, _ in segments), sum(b for _, b in segments)
+            errors_a, errors_b = errors_a + n_a, errors_b + n_b
+            per_utt[utt] = per_utt.get(utt, 0) + n_a - n_b
+    return _w_test(list(per_utt.values()), errors_a, errors_b, alpha)

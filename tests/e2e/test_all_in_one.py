@@ -141,3 +141,7 @@ def test_resume_refuses_a_changed_grid_and_mid_epoch_checkpoints_count_time(tiny
     changed = train_cmd(root, lang, exp, "--subnets", grid, "--distill", "true", "--start-epoch", "2")
     out = subprocess.run(changed, capture_output=True, text=True, env=_env())
     assert out.returncode != 0 and "was trained with the nested plan" in out.stderr, out.stderr[-1500:]
+    # another learning rate would continue a different recipe from the middle of this one
+    other_lr = train_cmd(root, lang, exp, "--subnets", grid, "--base-lr", "0.005", "--start-epoch", "2")
+    out = subprocess.run(other_lr, capture_output=True, text=True, env=_env())
+    assert out.returncode != 0 and "was trained with --base-lr" in out.stderr and "(now 0.005)" in out.stderr

@@ -33,4 +33,15 @@ def test_a_missing_file_is_named(tmp_path):
         capture_output=True,
         text=True,
     )
-    assert out.returncode == 2 and "nope.txt does not exist" in out.stderr
+    assert out.returncode == 2 and "nope.txt is not a file" in out.stderr
+
+
+def test_decodings_of_different_utterances_are_refused(tmp_path):
+    write_recogs(tmp_path / "a.txt", [("u1", ["one"], ["one"])])
+    write_recogs(tmp_path / "b.txt", [("u2", ["one"], ["one"])])
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT), str(tmp_path / "a.txt"), str(tmp_path / "b.txt")],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2 and "ids only in results_a: u1" in out.stderr

@@ -6,16 +6,19 @@ from pathlib import Path
 
 import pytest
 
+from allinone.decoding.subnet_report import SubnetRow, write_subnet_summary
 from allinone.reports.nested_comparison import (
     DecodedSubnet,
     check_same_recipe,
+    compare,
     format_report,
+    mapsswe_per_set,
     pool_runs,
     recipe_differences,
 )
 from allinone.utils.checkpoint import save_checkpoint_atomic
-from allinone.utils.scoring import compute_wer
-from allinone.utils.significance import mapsswe
+from allinone.utils.scoring import compute_wer, write_recogs
+from allinone.utils.significance import mapsswe_pooled
 
 
 def _row(name, aio, twin, better):
@@ -110,23 +113,29 @@ def _decoded(name, hyps, compression=1.0):
     )
 
 
-def test_pooled_runs_pair_run_i_with_run_i_and_count_every_word():
+def test_pooled_runs_count_every_word_and_test_utterance_by_utterance():
     ok = ["one two three four", "five six seven eight", "nine zero one two"]
     bad = ["one two three", "five six seven", "nine zero one"]  # one deletion per utterance
     a_runs = [{"s": _decoded("s", ok)}, {"s": _decoded("s", bad)}]
     b_runs = [{"s": _decoded("s", bad)}, {"s": _decoded("s", bad)}]
     a, b = pool_runs(a_runs)["s"], pool_runs(b_runs)["s"]
     assert abs(a.wer["test"] - 100 * 3 / 24) < 1e-9 and abs(b.wer["test"] - 100 * 6 / 24) < 1e-9
-    assert [u for u, _, _ in a.results["test"]][2:4] == ["run0/u3", "run1/u1"]
-    # run 0: A has no error where B has one (Z = -1, three segments); run 1: both err alike (Z = 0)
-    r = mapsswe(a.results["test"], b.results["test"])
-    assert (r.num_segments, r.errors_a, r.errors_b, r.mean_diff) == (6, 3, 6, -0.5)
-    # with B's runs swapped the pairs cancel: run 0 Z = -1 three times, run 1 Z = +1 three times
-    swapped = pool_runs([{"s": _decoded("s", bad)}, {"s": _decoded("s", ok)}])["s"]
-    r = mapsswe(a.results["test"], swapped.results["test"])
-    assert r.mean_diff == 0.0 and r.better == "same"
+    # each utterance is one unit: Z_u = (0 + 1) - (1 + 1) = -1 for all three
+    t = mapsswe_per_set(a, b, 0.05)["test"]
+    assert (t["segments"], t["p"], t["better"]) == (3, 0.0, "A")
+    runs_a, runs_b = ([r["s"].results["test"] for r in runs] for runs in (a_runs, b_runs))
+    expected = mapsswe_pooled(runs_a, runs_b)
+    assert t["p"] == expected.p_value
+    # the order of the runs does not matter, only which systems were pooled
+    b_swapped = pool_runs(b_runs[::-1])["s"]
+    assert mapsswe_per_set(a, b_swapped, 0.05) == mapsswe_per_set(a, b, 0.05)
+    with pytest.raises(ValueError, match="pooled system against a single run"):
+        mapsswe_per_set(a, b_runs[0]["s"], 0.05)
     with pytest.raises(ValueError, match="run 1 decoded subnets"):
         pool_runs([{"s": _decoded("s", ok)}, {"t": _decoded("t", ok)}])
+    # the same subnets listed in another order pool in run 0's order
+    two = [{"s": _decoded("s", ok), "t": _decoded("t", ok)}, {"t": _decoded("t", ok), "s": _decoded("s", ok)}]
+    assert list(pool_runs(two)) == ["s", "t"]
 
 
 def test_report_lists_each_runs_own_verdict_when_pooled():
@@ -134,9 +143,9 @@ def test_report_lists_each_runs_own_verdict_when_pooled():
     report["runs"] = [["x/aio_s42", "x/ind"], ["x/aio_s43", "x/ind_s43"]]
     report["per_run_significantly_worse"] = [["a"], []]
     text = format_report(report)
-    assert "Pooled over 2 runs" in text
-    assert "Run aio_s42 against ind alone: significantly worse: a" in text
-    assert "Run aio_s43 against ind_s43 alone: significantly worse: none" in text
+    assert "Pooled over 2 training runs" in text and "mapsswe_pooled" in text
+    assert "Run x/aio_s42 against x/ind alone: significantly worse: a" in text
+    assert "Run x/aio_s43 against x/ind_s43 alone: significantly worse: none" in text
 
 
 def test_cli_wants_one_root_of_twins_per_one_pass_run(tmp_path):
@@ -148,3 +157,55 @@ def test_cli_wants_one_root_of_twins_per_one_pass_run(tmp_path):
         text=True,
     )
     assert out.returncode == 2 and "2 --all-in-one-dir but 1 --individual-root" in out.stderr
+
+
+def _fake_run(tmp_path, name, subnets, seed, hyps, seconds, **recipe):
+    """An exp dir as train.py + decode.py leave it: epoch-1.pt, summary, recogs on 'test'."""
+    d = tmp_path / name
+    res = d / "greedy_search"
+    res.mkdir(parents=True)
+    cfg = {"base_lr": 1e-3, "model": {"num_layers": 2}, "seed": seed, **recipe}
+    save_checkpoint_atomic(
+        {"model": {}, "train_config": cfg, "train_seconds": seconds, "train_cpu_seconds": seconds},
+        d / "epoch-1.pt",
+    )
+    rows = []
+    for sub, compression in subnets:
+        dec = _decoded(sub, hyps, compression)
+        write_recogs(res / f"recogs-test-greedy_search-{sub}-epoch-1-avg-1.txt", dec.results["test"])
+        rows.append(SubnetRow(sub, dec.params, dec.stored_bytes, compression, dec.wer, dec.rtf))
+    write_subnet_summary(res, "greedy_search-epoch-1-avg-1", rows)
+    return d
+
+
+def test_compare_pools_seeds_sums_times_and_refuses_runs_that_cannot_be_pooled(tmp_path):
+    ok = ["one two three four", "five six seven eight", "nine zero one two"]
+    bad = ["one two three", "five six seven", "nine zero one"]
+    grid = [("big", 1.0), ("small", 8.0)]
+
+    def twins(root, seed, hyps, seconds, **recipe):
+        for sub, c in grid:
+            _fake_run(tmp_path / root, sub, [(sub, c)], seed, hyps, seconds, **recipe)
+        return tmp_path / root
+
+    aio1 = _fake_run(tmp_path, "aio1", grid, 42, bad, 10.0)
+    aio2 = _fake_run(tmp_path, "aio2", grid, 43, ok, 12.0)
+    ind1, ind2 = twins("ind1", 42, ok, 7.0), twins("ind2", 43, ok, 9.0)
+    report = compare([(aio1, ind1), (aio2, ind2)], "greedy_search", 1)
+    assert report["aio_train_seconds"] == 22.0 and report["individual_train_seconds_sum"] == 2 * (7.0 + 9.0)
+    assert report["per_run_significantly_worse"] == [["big", "small"], []]
+    big = report["rows"][0]
+    assert abs(big["aio_wer"]["test"] - 100 * 3 / 24) < 1e-9 and big["individual_wer"]["test"] == 0.0
+    assert big["aio_vs_individual"]["test"]["segments"] == 3  # utterances, not runs x segments
+    single = compare([(aio2, ind2)], "greedy_search", 1)
+    assert single["per_run_significantly_worse"] is None and single["subnets_significantly_worse"] == []
+
+    with pytest.raises(ValueError, match="the same --all-in-one-dir is given twice"):
+        compare([(aio1, ind1), (aio1, ind2)], "greedy_search", 1)
+    with pytest.raises(ValueError, match="one-pass runs to pool share a seed"):
+        compare([(aio1, ind1), (_fake_run(tmp_path, "aio3", grid, 42, ok, 1.0), ind2)], "greedy_search", 1)
+    with pytest.raises(ValueError, match="twins of big to pool share a seed"):
+        compare([(aio1, ind1), (aio2, twins("ind3", 42, ok, 1.0))], "greedy_search", 1)
+    aio_lr = _fake_run(tmp_path, "aio_lr", grid, 44, ok, 1.0, base_lr=3e-3)
+    with pytest.raises(ValueError, match="aio_lr was trained with another recipe"):
+        compare([(aio1, ind1), (aio_lr, twins("ind4", 44, ok, 1.0, base_lr=3e-3))], "greedy_search", 1)

@@ -1,10 +1,12 @@
 """Tests for the MAPSSWE significance test."""
 
 import math
+import random
 
 import pytest
 
-from allinone.utils.significance import mapsswe, segment_errors
+from allinone.utils.scoring import compute_wer
+from allinone.utils.significance import mapsswe, mapsswe_pooled, segment_errors
 
 REF7 = "a b c d e f g".split()
 
@@ -234,3 +236,45 @@ def test_duplicate_ids_raise():
     ref = w("a b")
     with pytest.raises(ValueError, match="dup"):
         mapsswe([("dup", ref, ref), ("dup", ref, ref)], [("dup", ref, ref)])
+
+
+# --- mapsswe_pooled -----------------------------------------------------------------------
+
+
+def _utt_errors(ref, hyp):
+    return compute_wer([("u", ref, hyp)]).errors
+
+
+def test_pooled_test_sums_each_utterance_over_runs_and_ignores_run_order():
+    rng = random.Random(3)
+    words = "zero one two three four five six seven eight nine".split()
+    refs = {f"u{i}": [rng.choice(words) for _ in range(rng.randint(3, 9))] for i in range(40)}
+
+    def noisy(p):
+        out = []
+        for u, ref in refs.items():
+            hyp = [w if rng.random() > p else rng.choice(words) for w in ref if rng.random() > p / 2]
+            out.append((u, ref, hyp))
+        return out
+
+    runs_a = [noisy(0.10), noisy(0.12)]
+    runs_b = [noisy(0.25), noisy(0.20)]
+    res = mapsswe_pooled(runs_a, runs_b)
+    # brute force: Z_u = A's errors on u over both runs minus B's, over utterances with any error
+    z = {}
+    for ra, rb in zip(runs_a, runs_b):
+        for (u, ref, ha), (_, _, hb) in zip(ra, rb):
+            ea, eb = _utt_errors(ref, ha), _utt_errors(ref, hb)
+            if ea or eb:
+                z[u] = z.get(u, 0) + ea - eb
+    n, mean = len(z), sum(z.values()) / len(z)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in z.values()) / (n - 1))
+    assert res.num_segments == n and math.isclose(res.mean_diff, mean)
+    assert math.isclose(res.w_statistic, mean / (sd / math.sqrt(n)))
+    assert res.errors_a == sum(_utt_errors(r, h) for run in runs_a for _, r, h in run)
+    swapped = mapsswe_pooled(runs_a, runs_b[::-1])
+    assert math.isclose(swapped.w_statistic, res.w_statistic) and swapped.num_segments == res.num_segments
+    # one run: every utterance is one unit, so it is the sentence-level test, not MAPSSWE
+    assert mapsswe_pooled(runs_a[:1], runs_b[:1]).num_segments <= len(refs)
+    with pytest.raises(ValueError, match="same number of runs"):
+        mapsswe_pooled(runs_a, runs_b[:1])

@@ -17,9 +17,10 @@
 #           (exp_individual_seed$S/<subnet>/) to measure how far two runs of one
 #           configuration differ
 #           --train-opts "FLAGS" adds train.py flags to every training here (the one pass,
-#           the twins and the repeats), e.g. another learning-rate schedule; the twins of
-#           such a recipe go to exp_individual$S/ (--individual-suffix S, required then),
-#           and stage 3 refuses twins whose recipe differs from the one pass's
+#           the twins and the repeats), e.g. another seed or learning rate; such runs need
+#           their own --exp-suffix and --individual-suffix S (twins in exp_individual$S/,
+#           repeats in exp_individual${S}_seed$R/); stage 3 refuses twins whose recipe
+#           differs from the one pass's, and train.py refuses to resume with another one
 #  stage 2: decode every subnet of both kinds (modified beam search, one thread); runs
 #           already decoded at this epoch are skipped
 #  stage 3: compare: WER pairs with the MAPSSWE p-value, wall times, a WER-vs-size plot
@@ -50,13 +51,14 @@ cd "$script_dir"
 
 log() { echo "$(date '+%Y-%m-%d %H:%M:%S') (run_all_in_one.sh:${BASH_LINENO[0]}) $*"; }
 
-if [ -n "$train_opts" ] && [ -z "$individual_suffix" ]; then
-  echo "$0: --train-opts changes the recipe, so its twins need their own --individual-suffix" >&2
+if [ -n "$train_opts" ] && { [ -z "$individual_suffix" ] || [ -z "$exp_suffix" ]; }; then
+  echo "$0: --train-opts changes the recipe or the seed, so give its runs their own" \
+    "--exp-suffix and --individual-suffix (got '$exp_suffix', '$individual_suffix')" >&2
   exit 1
 fi
 aio_dir=$recipe/exp_all_in_one$exp_suffix
 ind_root=$recipe/exp_individual$individual_suffix
-repeat_root=$recipe/exp_individual_seed$repeat_seed$individual_suffix
+repeat_root=$recipe/exp_individual${individual_suffix}_seed$repeat_seed
 out_dir=$recipe/all_in_one_comparison$exp_suffix
 mkdir -p "$ind_root" "$out_dir"
 # The grid as explicit names, expanded against the recipe's layer count as train.py does.

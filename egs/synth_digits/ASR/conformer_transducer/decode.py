@@ -172,7 +172,6 @@ def main() -> None:
             row = SubnetRow(packed["source_subnet"], packed["params"], size, ratio)
         name = row.subnet
         row.threads = args.num_threads
-        decode_seconds = audio_seconds = 0.0
         for test_set, cuts in test_cuts.items():
             results, stats = decode_dataset(
                 model,
@@ -185,13 +184,11 @@ def main() -> None:
                 ctc_searcher=ctc_searcher,
             )
             wers = save_results(res_dir, test_set, {key: results}, f"{name}-{suffix}")
-            row.wer[test_set] = wers[key]
-            decode_seconds += stats.decode_seconds
-            audio_seconds += stats.audio_seconds
+            row.add_test_set(test_set, wers[key], stats.decode_seconds, stats.audio_seconds)
             logging.info(f"{name} {test_set}: WER {wers[key]:.2f}% over {len(results)} utterances")
-        row.rtf = decode_seconds / max(audio_seconds, 1e-9)
         rows.append(row)
-    write_subnet_summary(res_dir, f"{key}-{suffix}", rows)
+    grid = [s.name for s in subnets] if packed is not None else [s.name for s in trained]
+    write_subnet_summary(res_dir, f"{key}-{suffix}", rows, order=grid)
     print(format_subnet_table(rows))
 
 

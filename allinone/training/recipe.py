@@ -1,0 +1,32 @@
+"""Which training settings make up "the recipe", i.e. what two runs must share for one
+to be a like-for-like reference for the other (an all-in-one pass and its individually
+trained twins), and what a resumed run must not change."""
+
+from typing import Any, Dict, Iterable, Mapping
+
+# Optimisation, losses and batching: resuming with other values would continue a
+# different recipe from the middle of this one.
+OPTIMISATION_KEYS = (
+    "max_duration", "num_buckets", "sortagrad_epochs", "max_batches_per_epoch", "world_size",
+    "spec_augment", "base_lr", "warmup_batches", "lr_batches", "lr_epochs", "weight_decay",
+    "clip_grad_norm", "average_period", "prune_range", "lm_scale", "am_scale",
+    "simple_loss_scale", "warm_step", "use_transducer", "use_ctc", "ctc_loss_scale",
+)  # fmt: skip
+
+# Plus the data, the starting point and the model: the recipe two compared runs share.
+# Per-run settings (exp dir, seed, subnets, policy, distillation, logging, epochs) are not
+# part of it. Paths are compared as written, so spell them the same way in both runs.
+RECIPE_KEYS = (
+    "manifest_dir",
+    "train_cuts",
+    "bpe_model",
+    "init_from",
+    "teacher_checkpoint",
+    "unfold_relax",
+    "model",
+) + OPTIMISATION_KEYS
+
+
+def config_differences(a: Mapping[str, Any], b: Mapping[str, Any], keys: Iterable[str]) -> Dict[str, tuple]:
+    """``{key: (a[key], b[key])}`` for the ``keys`` whose values differ (missing = None)."""
+    return {k: (a.get(k), b.get(k)) for k in keys if a.get(k) != b.get(k)}

@@ -75,8 +75,8 @@ def merge_subnet_rows(
 
     A subnet in both takes its sizes and the test sets it decoded again from ``new`` and
     keeps the others from ``old``; its RTF is recomputed over all of them when both
-    recorded per-set times (otherwise it is ``new``'s). Rows follow ``order`` (e.g. the
-    checkpoint's grid), then first appearance.
+    recorded per-set times with the same thread count (otherwise it is ``new``'s).
+    Rows follow ``order`` (e.g. the checkpoint's grid), then first appearance.
     """
     merged = {r.subnet: r for r in old}
     for n in new:
@@ -85,7 +85,8 @@ def merge_subnet_rows(
             merged[n.subnet] = n
             continue
         row = SubnetRow(**{**asdict(n), "wer": {**o.wer, **n.wer}})
-        if o.decode_seconds.keys() == o.wer.keys() and n.decode_seconds.keys() == n.wer.keys():
+        timed = o.decode_seconds.keys() == o.wer.keys() and n.decode_seconds.keys() == n.wer.keys()
+        if timed and o.threads == n.threads:
             row.decode_seconds = {**o.decode_seconds, **n.decode_seconds}
             row.audio_seconds = {**o.audio_seconds, **n.audio_seconds}
             row.rtf = sum(row.decode_seconds.values()) / max(sum(row.audio_seconds.values()), 1e-9)
@@ -104,8 +105,7 @@ def write_subnet_summary(
     res_dir = Path(res_dir)
     res_dir.mkdir(parents=True, exist_ok=True)
     existing = res_dir / f"subnet-summary-{tag}.json"
-    if existing.is_file():
-        rows = merge_subnet_rows(read_subnet_summary(existing), rows, order)
+    rows = merge_subnet_rows(read_subnet_summary(existing) if existing.is_file() else [], rows, order)
     (res_dir / f"subnet-summary-{tag}.md").write_text(format_subnet_table(rows) + "\n")
     path = res_dir / f"subnet-summary-{tag}.json"
     path.write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n")

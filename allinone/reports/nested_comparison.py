@@ -14,7 +14,7 @@ from allinone.decoding.subnet_report import read_subnet_summary
 from allinone.training.recipe import RECIPE_KEYS, config_differences
 from allinone.utils.checkpoint import load_checkpoint
 from allinone.utils.scoring import Result, compute_wer, read_recogs
-from allinone.utils.significance import mapsswe, mapsswe_pooled
+from allinone.utils.significance import mapsswe, matched_pairs_over_runs
 
 
 @dataclass
@@ -92,7 +92,11 @@ def check_same_recipe(aio_dir: Path, twin_dirs: Sequence[Path], epoch: int) -> N
 
 
 def _seed(exp_dir: Path, epoch: int) -> int:
-    return load_checkpoint(Path(exp_dir) / f"epoch-{epoch}.pt")["train_config"]["seed"]
+    path = Path(exp_dir) / f"epoch-{epoch}.pt"
+    cfg = load_checkpoint(path).get("train_config")
+    if cfg is None:
+        raise ValueError(f"{path} records no train_config (written by an older train.py)")
+    return cfg["seed"]
 
 
 def check_runs(runs: Sequence[Tuple[Path, Path]], names: Sequence[str], epoch: int) -> None:
@@ -117,8 +121,8 @@ def check_runs(runs: Sequence[Tuple[Path, Path]], names: Sequence[str], epoch: i
 def mapsswe_per_set(a: DecodedSubnet, b: DecodedSubnet, alpha: float) -> Dict[str, Dict]:
     """A against B per test set of A: p-value and which is better ("A", "B" or "same").
 
-    MAPSSWE for single runs; for pooled runs (:func:`pool_runs`) the per-utterance test
-    over the runs, ``allinone.utils.significance.mapsswe_pooled``.
+    MAPSSWE for single runs; for pooled runs (:func:`pool_runs`) the sentence-level
+    matched-pairs test over the runs, ``allinone.utils.significance.matched_pairs_over_runs``.
     """
     if bool(a.runs) != bool(b.runs):
         raise ValueError(f"{a.name}: cannot test a pooled system against a single run")
@@ -127,9 +131,8 @@ def mapsswe_per_set(a: DecodedSubnet, b: DecodedSubnet, alpha: float) -> Dict[st
         if test_set not in b.wer:
             raise ValueError(f"{b.name} was not decoded on {test_set} (only on {', '.join(b.wer)})")
         if a.runs:
-            r = mapsswe_pooled(
-                [run[test_set] for run in a.runs], [run[test_set] for run in b.runs], alpha=alpha
-            )
+            runs_a, runs_b = ([run[test_set] for run in x.runs] for x in (a, b))
+            r = matched_pairs_over_runs(runs_a, runs_b, alpha=alpha)
         else:
             r = mapsswe(a.results[test_set], b.results[test_set], alpha=alpha)
         out[test_set] = {"p": r.p_value, "better": r.better, "segments": r.num_segments}
@@ -253,10 +256,11 @@ def compare(
             With one run the verdicts are those of that run. With several (each pair
             trained with its own seed, e.g. ``exp_all_in_one_seed43`` with
             ``exp_individual_seed43``) both kinds are pooled over the runs
-            (:func:`pool_runs`) and tested utterance by utterance over all runs, so a
-            verdict rests on more than one training draw of each kind; each run's own
-            verdicts are listed too, and training times are summed over the runs. All
-            runs must share one recipe and differ in seed (:func:`check_runs`).
+            (:func:`pool_runs`) and tested utterance by utterance over all runs: the
+            verdict is about these trained models (the spread between training runs is
+            not in the test's error term), so each run's own verdicts are listed too.
+            Training times are summed over the runs. All runs must share one recipe and
+            differ in seed (:func:`check_runs`).
         repeat_roots: further roots of individual twins trained with other seeds (see
             :func:`repeat_rows`), read against the first run; they add a table, not a
             change to the verdicts.
@@ -358,9 +362,9 @@ def format_report(report: Dict) -> str:
     if per_run:
         lines += [
             f"Pooled over {len(runs)} training runs (seeds) of each kind: WER over all runs' words; "
-            "the test sums each utterance's error difference over the runs and tests over utterances "
-            "(mapsswe_pooled), so the spread between training runs is not in its error term; "
-            "times are summed over the runs.",
+            "p is then the sentence-level matched-pairs test (each utterance's error difference summed "
+            "over the runs; matched_pairs_over_runs), not MAPSSWE, and the spread between training runs "
+            "is not in its error term; times are summed over the runs.",
         ]
     lines += [
         "",

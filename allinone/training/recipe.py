@@ -27,6 +27,12 @@ RECIPE_KEYS = (
 ) + OPTIMISATION_KEYS
 
 
+# Options added after some runs were trained, at the value those runs had.
+LEGACY_DEFAULTS = {"init_from": "", "teacher_checkpoint": "", "unfold_relax": False}
+
+
 def config_differences(a: Mapping[str, Any], b: Mapping[str, Any], keys: Iterable[str]) -> Dict[str, tuple]:
-    """``{key: (a[key], b[key])}`` for the ``keys`` whose values differ (missing = None)."""
+    """``{key: (a[key], b[key])}`` for the ``keys`` whose values differ. A key a config
+    lacks takes its :data:`LEGACY_DEFAULTS` value, else None."""
+    a, b = {**LEGACY_DEFAULTS, **a}, {**LEGACY_DEFAULTS, **b}
     return {k: (a.get(k), b.get(k)) for k in keys if a.get(k) != b.get(k)}

@@ -40,7 +40,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from allinone.utils.scoring import AlignedPair, Result, align_words
+from allinone.utils.scoring import AlignedPair, Result, align_words, compute_wer
 
 # How many ids an error message lists before summarising the rest.
 _MAX_IDS_IN_MESSAGE = 20
@@ -280,42 +280,51 @@ def _w_test(diffs: Sequence[int], errors_a: int, errors_b: int, alpha: float) ->
     return result
 
 
-def mapsswe_pooled(
+def matched_pairs_over_runs(
     runs_a: Sequence[Sequence[Result]],
     runs_b: Sequence[Sequence[Result]],
-    min_correct_run: int = 2,
     alpha: float = 0.05,
 ) -> MapsswResult:
-    """The matched-pairs test between two systems each trained several times (seeds).
+    """Sentence-level matched-pairs test between two systems each trained several times.
 
-    Run ``i`` of A is segmented against run ``i`` of B as in :func:`mapsswe`; then all
-    segments of one utterance, over every run, are summed into one unit
-    ``Z_u = sum_i (N_A,i(u) - N_B,i(u))`` (the utterance's total errors in A's runs minus
-    B's). The W test runs over the utterances where either system errs in some run.
-    Summing per utterance keeps the units independent (the same utterance decoded by
-    two runs is not two independent observations), and makes the result independent of
-    how the runs are ordered. What it does not do is model the spread between training
-    runs: a run that is better everywhere shifts every ``Z_u`` alike.
+    Each utterance is one unit: ``Z_u = sum over runs of (errors of A on u - errors of B
+    on u)``, and the W test of :func:`mapsswe` runs over the utterances where either
+    system errs in some run. With several runs of each system the same utterance is
+    decoded several times; summing those into one unit keeps the units independent,
+    which MAPSSWE's finer segments would not be, and makes the result independent of how
+    the runs are ordered. The verdict is about these trained models: the spread between
+    training runs is not in the error term (a run that is better everywhere shifts every
+    ``Z_u`` alike). With one run per system it is Gillick & Cox's sentence-level test.
 
     Args:
         runs_a, runs_b: per run, ``(utt_id, ref_words, hyp_words)`` triples; the same
-            number of runs on both sides, each run covering the same utterances.
+            number of runs on both sides, every run covering the same utterances with
+            the same references.
     Returns:
-        the statistics over utterances as a :class:`MapsswResult` (``num_segments``
-        counts utterances).
+        the statistics as a :class:`MapsswResult`, ``num_segments`` counting utterances.
     Raises:
-        ValueError: on a different number of runs, or runs that do not match.
+        ValueError: on a different number of runs, or runs that do not cover the same
+            utterances and references (named).
     """
     if len(runs_a) != len(runs_b) or not runs_a:
         raise ValueError(f"need the same number of runs on both sides, got {len(runs_a)} and {len(runs_b)}")
+    refs: dict[str, list[str]] = {}
     per_utt: dict[str, int] = {}
     errors_a = errors_b = 0
-    for results_a, results_b in zip(runs_a, runs_b):
-        for utt, ref, hyp_a, hyp_b in _match_results(results_a, results_b):
-            segments = segment_errors(ref, hyp_a, hyp_b, min_correct_run)
-            if not segments:
-                continue
-            n_a, n_b = sum(a for a, _ in segments), sum(b for _, b in segments)
+    for i, (results_a, results_b) in enumerate(zip(runs_a, runs_b)):
+        matched = _match_results(results_a, results_b)
+        run_refs = {utt: ref for utt, ref, _, _ in matched}
+        if i == 0:
+            refs = run_refs
+        elif run_refs != refs:
+            odd = sorted(set(run_refs) ^ set(refs)) or sorted(u for u in refs if run_refs[u] != refs[u])
+            raise ValueError(
+                f"run {i} does not cover the utterances of run 0 with the same references: {_format_ids(odd)}"
+            )
+        for utt, ref, hyp_a, hyp_b in matched:
+            n_a = compute_wer([(utt, ref, hyp_a)]).errors
+            n_b = compute_wer([(utt, ref, hyp_b)]).errors
             errors_a, errors_b = errors_a + n_a, errors_b + n_b
-            per_utt[utt] = per_utt.get(utt, 0) + n_a - n_b
+            if n_a or n_b:
+                per_utt[utt] = per_utt.get(utt, 0) + n_a - n_b
     return _w_test(list(per_utt.values()), errors_a, errors_b, alpha)

@@ -59,3 +59,14 @@ def test_merged_rtf_covers_every_split_and_rows_keep_the_grid_order(tmp_path):
     legacy = SubnetRow("big", 10, 40.0, 1.0, {"test": 5.0}, rtf=0.5)
     (merged,) = merge_subnet_rows([legacy], [_timed("big", {"dev": (4.0, 3.0, 100.0)})])
     assert merged.wer == {"test": 5.0, "dev": 4.0} and merged.rtf == 0.03 and merged.decode_seconds == {}
+
+
+def test_rows_follow_the_grid_from_the_first_write_and_thread_counts_are_not_mixed(tmp_path):
+    rows = [_timed("small", {}), _timed("big", {})]
+    path = write_subnet_summary(tmp_path, "t", rows, order=["big", "small"])
+    assert [r.subnet for r in read_subnet_summary(path)] == ["big", "small"]
+    one = _timed("big", {"test": (5.0, 1.0, 100.0)})
+    two = _timed("big", {"dev": (4.0, 1.0, 100.0)})
+    two.threads = 2
+    (merged,) = merge_subnet_rows([one], [two])
+    assert merged.rtf == two.rtf and merged.decode_seconds == {} and merged.threads == 2

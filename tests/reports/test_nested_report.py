@@ -18,7 +18,7 @@ from allinone.reports.nested_comparison import (
 )
 from allinone.utils.checkpoint import save_checkpoint_atomic
 from allinone.utils.scoring import compute_wer, write_recogs
-from allinone.utils.significance import mapsswe_pooled
+from allinone.utils.significance import matched_pairs_over_runs
 
 
 def _row(name, aio, twin, better):
@@ -124,11 +124,13 @@ def test_pooled_runs_count_every_word_and_test_utterance_by_utterance():
     t = mapsswe_per_set(a, b, 0.05)["test"]
     assert (t["segments"], t["p"], t["better"]) == (3, 0.0, "A")
     runs_a, runs_b = ([r["s"].results["test"] for r in runs] for runs in (a_runs, b_runs))
-    expected = mapsswe_pooled(runs_a, runs_b)
+    expected = matched_pairs_over_runs(runs_a, runs_b)
     assert t["p"] == expected.p_value
     # the order of the runs does not matter, only which systems were pooled
-    b_swapped = pool_runs(b_runs[::-1])["s"]
-    assert mapsswe_per_set(a, b_swapped, 0.05) == mapsswe_per_set(a, b, 0.05)
+    c_runs = [{"s": _decoded("s", bad)}, {"s": _decoded("s", ok)}]
+    c, c_swapped = pool_runs(c_runs)["s"], pool_runs(c_runs[::-1])["s"]
+    assert mapsswe_per_set(a, c_swapped, 0.05) == mapsswe_per_set(a, c, 0.05)
+    assert mapsswe_per_set(a, c, 0.05)["test"]["better"] == "same"  # 3 errors each in all
     with pytest.raises(ValueError, match="pooled system against a single run"):
         mapsswe_per_set(a, b_runs[0]["s"], 0.05)
     with pytest.raises(ValueError, match="run 1 decoded subnets"):
@@ -143,7 +145,7 @@ def test_report_lists_each_runs_own_verdict_when_pooled():
     report["runs"] = [["x/aio_s42", "x/ind"], ["x/aio_s43", "x/ind_s43"]]
     report["per_run_significantly_worse"] = [["a"], []]
     text = format_report(report)
-    assert "Pooled over 2 training runs" in text and "mapsswe_pooled" in text
+    assert "Pooled over 2 training runs" in text and "matched_pairs_over_runs" in text
     assert "Run x/aio_s42 against x/ind alone: significantly worse: a" in text
     assert "Run x/aio_s43 against x/ind_s43 alone: significantly worse: none" in text
 
@@ -209,3 +211,11 @@ def test_compare_pools_seeds_sums_times_and_refuses_runs_that_cannot_be_pooled(t
     aio_lr = _fake_run(tmp_path, "aio_lr", grid, 44, ok, 1.0, base_lr=3e-3)
     with pytest.raises(ValueError, match="aio_lr was trained with another recipe"):
         compare([(aio1, ind1), (aio_lr, twins("ind4", 44, ok, 1.0, base_lr=3e-3))], "greedy_search", 1)
+
+
+def test_runs_from_before_an_option_existed_have_its_old_value(tmp_path):
+    old = _run_dir(tmp_path, "old")  # no init_from / teacher_checkpoint / unfold_relax
+    new = _run_dir(tmp_path, "new", init_from="", teacher_checkpoint="", unfold_relax=False)
+    assert recipe_differences(old, new, 3) == {}
+    relaxed = _run_dir(tmp_path, "relaxed", unfold_relax=True)
+    assert recipe_differences(old, relaxed, 3) == {"unfold_relax": (False, True)}

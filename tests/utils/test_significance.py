@@ -6,7 +6,7 @@ import random
 import pytest
 
 from allinone.utils.scoring import compute_wer
-from allinone.utils.significance import mapsswe, mapsswe_pooled, segment_errors
+from allinone.utils.significance import mapsswe, matched_pairs_over_runs, segment_errors
 
 REF7 = "a b c d e f g".split()
 
@@ -238,7 +238,7 @@ def test_duplicate_ids_raise():
         mapsswe([("dup", ref, ref), ("dup", ref, ref)], [("dup", ref, ref)])
 
 
-# --- mapsswe_pooled -----------------------------------------------------------------------
+# --- matched_pairs_over_runs -------------------------------------------------------------
 
 
 def _utt_errors(ref, hyp):
@@ -259,7 +259,7 @@ def test_pooled_test_sums_each_utterance_over_runs_and_ignores_run_order():
 
     runs_a = [noisy(0.10), noisy(0.12)]
     runs_b = [noisy(0.25), noisy(0.20)]
-    res = mapsswe_pooled(runs_a, runs_b)
+    res = matched_pairs_over_runs(runs_a, runs_b)
     # brute force: Z_u = A's errors on u over both runs minus B's, over utterances with any error
     z = {}
     for ra, rb in zip(runs_a, runs_b):
@@ -272,9 +272,16 @@ def test_pooled_test_sums_each_utterance_over_runs_and_ignores_run_order():
     assert res.num_segments == n and math.isclose(res.mean_diff, mean)
     assert math.isclose(res.w_statistic, mean / (sd / math.sqrt(n)))
     assert res.errors_a == sum(_utt_errors(r, h) for run in runs_a for _, r, h in run)
-    swapped = mapsswe_pooled(runs_a, runs_b[::-1])
+    swapped = matched_pairs_over_runs(runs_a, runs_b[::-1])
     assert math.isclose(swapped.w_statistic, res.w_statistic) and swapped.num_segments == res.num_segments
-    # one run: every utterance is one unit, so it is the sentence-level test, not MAPSSWE
-    assert mapsswe_pooled(runs_a[:1], runs_b[:1]).num_segments <= len(refs)
+    # one run: every utterance with an error in either system is one unit (sentence level)
+    with_errors = sum(
+        1 for (_, r, ha), (_, _, hb) in zip(runs_a[0], runs_b[0]) if _utt_errors(r, ha) + _utt_errors(r, hb)
+    )
+    assert matched_pairs_over_runs(runs_a[:1], runs_b[:1]).num_segments == with_errors
+    # a run on other utterances (or references) than run 0 is refused
+    shifted = [(f"x{u}", r, h) for u, r, h in runs_a[1]]
+    with pytest.raises(ValueError, match="run 1 does not cover the utterances of run 0"):
+        matched_pairs_over_runs([runs_a[0], shifted], [runs_b[0], [(f"x{u}", r, h) for u, r, h in runs_b[1]]])
     with pytest.raises(ValueError, match="same number of runs"):
-        mapsswe_pooled(runs_a, runs_b[:1])
+        matched_pairs_over_runs(runs_a, runs_b[:1])

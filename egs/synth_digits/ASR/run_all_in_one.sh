@@ -5,7 +5,7 @@
 #            [--subnets GRID] [--num-epochs N] [--sandwich-k K] [--distill true|false]
 #            [--distill-start-batch N] [--warmup-subnet NAME --warmup-subnet-batches N]
 #            [--exp-suffix S] [--repeat-seed S --repeat-subnets NAME,NAME,..]
-#            [--train-opts "FLAGS" --individual-suffix S]
+#            [--train-opts "FLAGS" --exp-suffix S --individual-suffix S2]
 #  stage 1: train the whole grid in one pass (exp_all_in_one/) and every subnet of it
 #           alone with the same recipe (exp_individual/<subnet>/); --jobs runs that many
 #           trainings at once, one CPU thread each, so every run sees the same conditions

@@ -43,6 +43,9 @@ class SubnetRow:
         self.wer[test_set] = wer
         self.decode_seconds[test_set] = decode_seconds
         self.audio_seconds[test_set] = audio_seconds
+        self._update_rtf()
+
+    def _update_rtf(self) -> None:
         self.rtf = sum(self.decode_seconds.values()) / max(sum(self.audio_seconds.values()), 1e-9)
 
 
@@ -89,7 +92,7 @@ def merge_subnet_rows(
         if timed and o.threads == n.threads:
             row.decode_seconds = {**o.decode_seconds, **n.decode_seconds}
             row.audio_seconds = {**o.audio_seconds, **n.audio_seconds}
-            row.rtf = sum(row.decode_seconds.values()) / max(sum(row.audio_seconds.values()), 1e-9)
+            row._update_rtf()
         else:
             row.decode_seconds, row.audio_seconds = {}, {}
         merged[n.subnet] = row

@@ -7,6 +7,7 @@ keeps in each ``epoch-N.pt``.
 
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -57,27 +58,35 @@ def load_decoded(exp_dir: Path, method: str, epoch: Optional[int]) -> Dict[str, 
     return out
 
 
+@lru_cache(maxsize=None)
+def _run_record(path: Path) -> Dict:
+    """What the report reads from one ``epoch-N.pt``: its times and training config. Loaded
+    once per file, however many comparisons ask (a checkpoint holds the whole model)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} missing: did training reach that epoch?")
+    state = load_checkpoint(path)
+    return {k: state.get(k) for k in ("train_seconds", "train_cpu_seconds", "train_config")}
+
+
+def _record_field(exp_dir: Path, epoch: int, key: str):
+    path = (Path(exp_dir) / f"epoch-{epoch}.pt").resolve()
+    value = _run_record(path)[key]
+    if value is None:
+        raise ValueError(f"{path} records no {key} (written by an older train.py)")
+    return value
+
+
 def train_seconds(exp_dir: Path, epoch: int, key: str = "train_seconds") -> float:
     """Training-loop wall time (or with ``key="train_cpu_seconds"`` its CPU time) up to the
     end of ``epoch``, kept in ``epoch-<epoch>.pt`` across resumes."""
-    path = Path(exp_dir) / f"epoch-{epoch}.pt"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} missing: did training reach epoch {epoch}?")
-    state = load_checkpoint(path)
-    if key not in state:
-        raise ValueError(f"{path} records no {key} (written by an older train.py)")
-    return float(state[key])
+    return float(_record_field(exp_dir, epoch, key))
 
 
 def recipe_differences(a_dir: Path, b_dir: Path, epoch: int) -> Dict[str, tuple]:
     """The recipe settings (``allinone.training.recipe.RECIPE_KEYS``) that differ between
     two runs' ``epoch-<epoch>.pt``: ``{key: (value in a, value in b)}``; empty when both
     used the same recipe."""
-    configs = [load_checkpoint(Path(d) / f"epoch-{epoch}.pt").get("train_config") for d in (a_dir, b_dir)]
-    for d, cfg in zip((a_dir, b_dir), configs):
-        if cfg is None:
-            raise ValueError(f"{d}/epoch-{epoch}.pt records no train_config (written by an older train.py)")
-    a, b = configs
+    a, b = (_record_field(d, epoch, "train_config") for d in (a_dir, b_dir))
     return config_differences(a, b, RECIPE_KEYS)
 
 
@@ -92,11 +101,7 @@ def check_same_recipe(aio_dir: Path, twin_dirs: Sequence[Path], epoch: int) -> N
 
 
 def _seed(exp_dir: Path, epoch: int) -> int:
-    path = Path(exp_dir) / f"epoch-{epoch}.pt"
-    cfg = load_checkpoint(path).get("train_config")
-    if cfg is None:
-        raise ValueError(f"{path} records no train_config (written by an older train.py)")
-    return cfg["seed"]
+    return _record_field(exp_dir, epoch, "train_config")["seed"]
 
 
 def check_runs(runs: Sequence[Tuple[Path, Path]], names: Sequence[str], epoch: int) -> None:

@@ -129,6 +129,17 @@ def test_sigkill_then_start_batch_resume_is_bit_identical(tiny_corpus, reference
     assert_same_state(reference_run / "epoch-2.pt", exp / "epoch-2.pt")
 
 
+def test_a_finished_run_continued_to_more_epochs_equals_a_longer_run(tiny_corpus, reference_run, tmp_path):
+    """A larger --num-epochs continues a finished run exactly (the learning-rate schedule
+    does not depend on it), which is how runs are compared at a later epoch."""
+    root, lang = tiny_corpus
+    exp = tmp_path / "exp"
+    run(train_cmd(root, lang, exp, "--num-epochs", "1"))
+    assert (exp / "epoch-1.pt").is_file() and not (exp / "epoch-2.pt").exists()
+    run(train_cmd(root, lang, exp, "--num-epochs", "2", "--start-epoch", "2"))
+    assert_same_state(reference_run / "epoch-2.pt", exp / "epoch-2.pt")
+
+
 def test_resume_from_truncated_checkpoint_names_the_file(tiny_corpus, reference_run, tmp_path):
     root, lang = tiny_corpus
     exp = tmp_path / "exp"

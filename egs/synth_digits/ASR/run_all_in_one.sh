@@ -5,7 +5,7 @@
 #            [--subnets GRID] [--num-epochs N] [--sandwich-k K] [--distill true|false]
 #            [--distill-start-batch N] [--warmup-subnet NAME --warmup-subnet-batches N]
 #            [--exp-suffix S] [--repeat-seed S --repeat-subnets NAME,NAME,..]
-#            [--train-opts "FLAGS" --exp-suffix S --individual-suffix S2]
+#            [--train-opts "FLAGS" --exp-suffix S --individual-suffix S2] [--comparison-dir DIR]
 #  stage 1: train the whole grid in one pass (exp_all_in_one/) and every subnet of it
 #           alone with the same recipe (exp_individual/<subnet>/); --jobs runs that many
 #           trainings at once, one CPU thread each, so every run sees the same conditions
@@ -23,7 +23,11 @@
 #           differs from the one pass's, and train.py refuses to resume with another one
 #  stage 2: decode every subnet of both kinds (modified beam search, one thread); runs
 #           already decoded at this epoch are skipped
-#  stage 3: compare: WER pairs with the MAPSSWE p-value, wall times, a WER-vs-size plot
+#  stage 3: compare: WER pairs with the MAPSSWE p-value, wall times, a WER-vs-size plot,
+#           into --comparison-dir (default conformer_transducer/all_in_one_comparison$S);
+#           runs continued to more epochs (a larger --num-epochs resumes them exactly: the
+#           learning-rate schedule does not depend on it) need their own, or they replace
+#           the comparison of the shorter runs
 # Needs ./prepare.sh to have run (run.sh stage 1 does it).
 set -euo pipefail
 
@@ -42,6 +46,7 @@ repeat_seed=""
 repeat_subnets=""
 train_opts=""
 individual_suffix=""
+comparison_dir=""
 decoding_method=modified_beam_search
 recipe=conformer_transducer
 
@@ -59,7 +64,7 @@ fi
 aio_dir=$recipe/exp_all_in_one$exp_suffix
 ind_root=$recipe/exp_individual$individual_suffix
 repeat_root=$recipe/exp_individual${individual_suffix}_seed$repeat_seed
-out_dir=$recipe/all_in_one_comparison$exp_suffix
+out_dir=${comparison_dir:-$recipe/all_in_one_comparison$exp_suffix}
 mkdir -p "$ind_root" "$out_dir"
 # The grid as explicit names, expanded against the recipe's layer count as train.py does.
 names=$(python3 - "$subnets" "$recipe/train.py" <<'EOF2'

@@ -58,6 +58,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, defaults: Dict) -> None
         "unfold_relax": "give each repeat of an unfolded block its own output gain and bias",
         "init_from": "start from this trained (float) checkpoint's averaged weights; quantizers are "
         "initialised from them",
+        "reorder_ffn_units": "with --init-from: order each FFN's hidden units once, most important "
+        "first, so width prefixes keep the strongest (none, weight-norm: |row of W1| x |column of W2|)",
         "teacher_checkpoint": "frozen float model whose outputs every subnet distils (with --distill true)",
         "bit_map": "fix each layer's bit-width from this bit-map.json (subnet bits 'mix'; two-stage)",
         "gq_alpha_start": "general quantizer: softmax sharpness at the first batch",

@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 
 from allinone.decoding.runner import decoding_weights
+from allinone.nn.ffn_order import UNIT_ORDERS, reorder_ffn_units
 from allinone.quant.gq import GQSchedule
 from allinone.quant.layers import reset_quant_steps, set_quant_annealing
 from allinone.quant.mixed import (
@@ -100,6 +101,7 @@ class CompressionConfig:
     """The flags of a compression run; ``TrainConfig`` inherits them (help in ``allinone.training.cli``)."""
 
     init_from: str = ""
+    reorder_ffn_units: str = "none"
     teacher_checkpoint: str = ""
     bit_map: str = ""
     gq_alpha_start: float = 100.0
@@ -126,10 +128,24 @@ class Compression:
                 "--mp-target-bits needs mixed-precision candidates (--model mp_candidates=2,3,4,6,8) "
                 "and no --bit-map"
             )
+        if cfg.reorder_ffn_units not in UNIT_ORDERS:
+            raise ValueError(f"--reorder-ffn-units {cfg.reorder_ffn_units!r}: choose from {UNIT_ORDERS}")
+        if cfg.reorder_ffn_units != "none" and not cfg.init_from:
+            raise ValueError(
+                "--reorder-ffn-units needs --init-from: the hidden units of a freshly initialised "
+                "model have no importance to order by"
+            )
         if cfg.init_from:
             weights, _ = float_weights(Path(cfg.init_from))
             init_from_float(model, weights, cfg.init_from)
             logging.info(f"initialised from the float model {cfg.init_from}")
+            if cfg.reorder_ffn_units != "none":
+                count, share = reorder_ffn_units(model, cfg.reorder_ffn_units)
+                reset_quant_steps(model)  # the quantizers follow the permuted weights
+                logging.info(
+                    f"FFN hidden units of {count} FFNs ordered by {cfg.reorder_ffn_units}: the first "
+                    f"half now holds {100 * share:.1f}% of the importance (mean over FFNs)"
+                )
         if cfg.bit_map:
             apply_bit_map(model, load_bit_map(Path(cfg.bit_map)), cfg.bit_map)
             logging.info(f"fixed per-layer bits from {cfg.bit_map}: average {average_bits(model):.3f}")

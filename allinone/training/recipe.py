@@ -21,6 +21,7 @@ RECIPE_KEYS = (
     "train_cuts",
     "bpe_model",
     "init_from",
+    "reorder_ffn_units",
     "teacher_checkpoint",
     "unfold_relax",
     "model",
@@ -28,7 +29,12 @@ RECIPE_KEYS = (
 
 
 # Options added after some runs were trained, at the value those runs had.
-LEGACY_DEFAULTS = {"init_from": "", "teacher_checkpoint": "", "unfold_relax": False}
+LEGACY_DEFAULTS = {
+    "init_from": "",
+    "reorder_ffn_units": "none",
+    "teacher_checkpoint": "",
+    "unfold_relax": False,
+}
 
 
 def config_differences(a: Mapping[str, Any], b: Mapping[str, Any], keys: Iterable[str]) -> Dict[str, tuple]:

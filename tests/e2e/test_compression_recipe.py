@@ -91,7 +91,9 @@ def test_quantizers_train_export_decode_and_tabulate(tiny_corpus, tmp_path):
 
     gq = tmp_path / "gq-b2"
     _compress(root, lang, gq, ckpt, "--subnets", "d2-w1.0-b2", "--model", "quantizer=gq",
-              "--gq-anneal-batches", "2")  # fmt: skip
+              "--gq-anneal-batches", "2", "--reorder-ffn-units", "weight-norm")  # fmt: skip
+    gq_log = next((gq / "log").glob("log-train-*")).read_text()
+    assert "FFN hidden units of 4 FFNs ordered by weight-norm" in gq_log
     _export_and_decode(root, lang, gq, "d2-w1.0-b2")
 
     ptq = tmp_path / "ptq"

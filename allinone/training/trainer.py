@@ -143,6 +143,19 @@ def batch_inputs(batch: Dict, tokenizer: BpeTokenizer):
     return features, feature_lens, labels, cut_ids
 
 
+# Nested-plan options added after some checkpoints were written, at the values those runs had.
+LEGACY_PLAN = {"distill_start": 0, "warmup": [], "warmup_batches": 0, "mp_lr_scale": 50.0}
+LEGACY_COMPRESSION = {"mp_finalise_batch": 0, "reorder_ffn_units": "none"}
+
+
+def complete_saved_plan(saved_plan: Dict) -> Dict:
+    """A checkpoint's ``nested_plan`` with the options its run predates filled in, so it
+    compares equal to the signature of a resumed run that did not change anything."""
+    plan = {**LEGACY_PLAN, "compression": asdict(CompressionConfig()), **saved_plan}
+    plan["compression"] = {**LEGACY_COMPRESSION, **plan["compression"]}
+    return plan
+
+
 class Trainer:
     """Runs ``TrainConfig`` on one process of a (possibly data-parallel) job."""
 
@@ -317,16 +330,7 @@ class Trainer:
             )
         saved_plan = state.get("nested_plan")
         if saved_plan is not None:
-            # options added after older checkpoints were written, at the values those runs had
-            legacy = {
-                "distill_start": 0,
-                "warmup": [],
-                "warmup_batches": 0,
-                "compression": asdict(CompressionConfig()),
-                "mp_lr_scale": 50.0,
-            }
-            saved_plan = {**legacy, **saved_plan}
-            saved_plan["compression"] = {"mp_finalise_batch": 0, **saved_plan["compression"]}
+            saved_plan = complete_saved_plan(saved_plan)
         if saved_plan is not None and saved_plan != self._plan_signature():
             raise ValueError(
                 f"{path} was trained with the nested plan {saved_plan}, but this run asks for "

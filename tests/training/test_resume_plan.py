@@ -1,0 +1,58 @@
+"""Checkpoints written before a nested-plan option existed still resume with the same flags."""
+
+from types import SimpleNamespace
+
+import pytest
+
+from allinone.subnet import SubnetConfig
+from allinone.training.compression import CompressionConfig
+from allinone.training.nested import NestedPlan
+from allinone.training.trainer import Trainer, complete_saved_plan
+
+PLAIN = {
+    "subnets": ["d6-w1.0-b32"],
+    "policy": "all",
+    "sandwich_k": 2,
+    "loss_weights": [],
+    "distill": False,
+    "distill_scale": 1.0,
+    "student_label_scale": 0.5,
+}
+# Plans as earlier versions saved them: before warm-up and compression existed, and
+# before --mp-finalise-batch / --reorder-ffn-units (the compression dict without them).
+OLDEST = dict(PLAIN)
+BEFORE_REORDER = {
+    **PLAIN,
+    "distill_start": 0,
+    "warmup": [],
+    "warmup_batches": 0,
+    "mp_lr_scale": 50.0,
+    "compression": {
+        k: v
+        for k, v in vars(CompressionConfig()).items()
+        if k not in ("reorder_ffn_units", "mp_finalise_batch")
+    },
+}
+
+
+def signature_of_an_unchanged_run(**compression):
+    """``Trainer._plan_signature`` of a plain run with today's options."""
+    stub = SimpleNamespace(
+        plan=NestedPlan(subnets=(SubnetConfig.from_name("d6-w1.0-b32"),), policy="all"),
+        compression=SimpleNamespace(cfg=CompressionConfig(**compression)),
+        cfg=SimpleNamespace(mp_lr_scale=50.0),
+    )
+    return Trainer._plan_signature(stub)
+
+
+@pytest.mark.parametrize("saved", [OLDEST, BEFORE_REORDER], ids=["oldest", "before-reorder"])
+def test_an_older_plan_completes_to_the_signature_of_the_same_run_today(saved):
+    assert complete_saved_plan(saved) == signature_of_an_unchanged_run()
+
+
+def test_a_changed_option_still_differs_after_completion():
+    assert complete_saved_plan(BEFORE_REORDER) != signature_of_an_unchanged_run(
+        reorder_ffn_units="weight-norm"
+    )
+    saved = {**BEFORE_REORDER, "compression": {**BEFORE_REORDER["compression"], "init_from": "a.pt"}}
+    assert complete_saved_plan(saved) != signature_of_an_unchanged_run()

@@ -62,6 +62,12 @@ def main() -> None:
         default=[],
         help="a root of twins trained again with another seed (any subset of the subnets)",
     )
+    p.add_argument(
+        "--subnets",
+        default="",
+        help="compare only these subnets (comma-separated; the float full model is always kept), "
+        "e.g. while the other twins still train; no training-time ratio is given then",
+    )
     args = p.parse_args()
     if len(args.all_in_one_dir) != len(args.individual_root):
         p.error(
@@ -75,6 +81,7 @@ def main() -> None:
         args.epoch,
         args.alpha,
         args.repeat_individual_root,
+        subnets=[n for n in args.subnets.split(",") if n] or None,
     )
     args.out_dir.mkdir(parents=True, exist_ok=True)
     write_report(report, args.out_dir)

@@ -243,6 +243,18 @@ def _rows(aio: Dict[str, DecodedSubnet], individual: Dict[str, DecodedSubnet], a
     return rows
 
 
+def _only(
+    aio: Dict[str, DecodedSubnet], names: Sequence[str], aio_dir: Path
+) -> Tuple[Dict[str, DecodedSubnet], List[str]]:
+    """``aio`` restricted to ``names`` plus the float full model, in grid order; and the
+    subnets left out."""
+    unknown = [n for n in names if n not in aio]
+    if unknown:
+        raise ValueError(f"{aio_dir} has no decoded subnet {unknown}; it has {list(aio)}")
+    keep = set(names) | {n for n, d in aio.items() if abs(d.compression - 1.0) < 1e-9}
+    return {n: d for n, d in aio.items() if n in keep}, [n for n in aio if n not in keep]
+
+
 def _worse(rows: List[Dict]) -> List[str]:
     return [r["subnet"] for r in rows if r["aio_significantly_worse"]]
 
@@ -253,6 +265,7 @@ def compare(
     epoch: int,
     alpha: float = 0.05,
     repeat_roots: Sequence[Path] = (),
+    subnets: Optional[Sequence[str]] = None,
 ) -> Dict:
     """Everything the comparison report shows, as plain data (see ``write_report``).
 
@@ -269,10 +282,16 @@ def compare(
         repeat_roots: further roots of individual twins trained with other seeds (see
             :func:`repeat_rows`), read against the first run; they add a table, not a
             change to the verdicts.
+        subnets: compare only these subnets of the grid (and the float full model, the
+            lossless reference), e.g. while the other twins are still training. The time
+            ratio then needs the twins left out, so it is not given (``speedup`` None).
     """
     aio_runs, individual_runs = [], []
+    omitted: List[str] = []
     for aio_dir, individual_root in runs:
         aio = load_decoded(aio_dir, method, epoch)
+        if subnets is not None:
+            aio, omitted = _only(aio, subnets, aio_dir)
         if not aio_runs:
             check_runs(runs, list(aio), epoch)
         check_same_recipe(aio_dir, [Path(individual_root) / name for name in aio], epoch)
@@ -292,6 +311,7 @@ def compare(
         aio_cpu: Optional[float] = sum(train_seconds(d, epoch, "train_cpu_seconds") for d, _ in runs)
     except ValueError:
         aio_cpu = None
+    whole_grid = not omitted
 
     def best(kind: str) -> Optional[Dict]:
         ok = [r for r in rows if r[f"{kind}_lossless"]]
@@ -308,9 +328,10 @@ def compare(
         "rows": rows,
         "aio_train_seconds": aio_seconds,
         "individual_train_seconds_sum": sum_individual,
-        "speedup": sum_individual / aio_seconds,
+        "speedup": sum_individual / aio_seconds if whole_grid else None,
         "aio_train_cpu_seconds": aio_cpu,
-        "cpu_speedup": None if aio_cpu is None else sum_individual / aio_cpu,
+        "cpu_speedup": None if aio_cpu is None or not whole_grid else sum_individual / aio_cpu,
+        "omitted_subnets": omitted,
         "subnets_significantly_worse": _worse(rows),
         "per_run_significantly_worse": (
             [_worse(_rows(a, b, alpha)) for a, b in zip(aio_runs, individual_runs)] if pooled else None
@@ -371,13 +392,22 @@ def format_report(report: Dict) -> str:
             "over the runs; matched_pairs_over_runs), not MAPSSWE, and the spread between training runs "
             "is not in its error term; times are summed over the runs.",
         ]
+    omitted = report.get("omitted_subnets") or []
     lines += [
         "",
         f"- All-in-one subnets significantly worse than their twin: {', '.join(worse) if worse else 'none'}",
-        f"- Training wall time: all-in-one {report['aio_train_seconds']:.0f} s; individual runs summed "
-        f"{report['individual_train_seconds_sum']:.0f} s; ratio {report['speedup']:.2f}x",
     ]
-    if report.get("aio_train_cpu_seconds") is not None:
+    if omitted:
+        lines.append(
+            f"- Part of the grid only: {', '.join(omitted)} left out (their twins were not compared), "
+            "so there is no training-time ratio and no verdict on them"
+        )
+    else:
+        lines.append(
+            f"- Training wall time: all-in-one {report['aio_train_seconds']:.0f} s; individual runs summed "
+            f"{report['individual_train_seconds_sum']:.0f} s; ratio {report['speedup']:.2f}x"
+        )
+    if report.get("cpu_speedup") is not None:
         lines.append(
             f"- Training CPU time of the one pass: {report['aio_train_cpu_seconds']:.0f} s; against the "
             f"individual runs' summed wall time (one thread each, one run per core) "

@@ -213,6 +213,24 @@ def test_compare_pools_seeds_sums_times_and_refuses_runs_that_cannot_be_pooled(t
         compare([(aio1, ind1), (aio_lr, twins("ind4", 44, ok, 1.0, base_lr=3e-3))], "greedy_search", 1)
 
 
+def test_part_of_the_grid_keeps_the_float_reference_and_gives_no_time_ratio(tmp_path):
+    ok = ["one two three four", "five six seven eight", "nine zero one two"]
+    grid = [("big", 1.0), ("mid", 4.0), ("small", 8.0)]
+    aio = _fake_run(tmp_path, "aio", grid, 42, ok, 10.0)
+    for sub, c in grid[:2]:  # the twin of "small" is not trained yet
+        _fake_run(tmp_path / "ind", sub, [(sub, c)], 42, ok, 7.0)
+    with pytest.raises(FileNotFoundError):
+        compare([(aio, tmp_path / "ind")], "greedy_search", 1)
+    report = compare([(aio, tmp_path / "ind")], "greedy_search", 1, subnets=["mid"])
+    assert [r["subnet"] for r in report["rows"]] == ["big", "mid"]
+    assert report["omitted_subnets"] == ["small"]
+    assert report["speedup"] is None and report["cpu_speedup"] is None
+    text = format_report(report)
+    assert "Part of the grid only: small left out" in text and "Training wall time" not in text
+    with pytest.raises(ValueError, match=r"has no decoded subnet \['tiny'\]"):
+        compare([(aio, tmp_path / "ind")], "greedy_search", 1, subnets=["tiny"])
+
+
 def test_runs_from_before_an_option_existed_have_its_old_value(tmp_path):
     old = _run_dir(tmp_path, "old")  # no init_from / teacher_checkpoint / unfold_relax
     new = _run_dir(tmp_path, "new", init_from="", teacher_checkpoint="", unfold_relax=False)

@@ -288,10 +288,13 @@ def compare(
     """
     aio_runs, individual_runs = [], []
     omitted: List[str] = []
+    left_out_runs = []  # the one pass's decodings of the omitted subnets, per run
     for aio_dir, individual_root in runs:
         aio = load_decoded(aio_dir, method, epoch)
         if subnets is not None:
+            full = aio
             aio, omitted = _only(aio, subnets, aio_dir)
+            left_out_runs.append({n: full[n] for n in omitted})
         if not aio_runs:
             check_runs(runs, list(aio), epoch)
         check_same_recipe(aio_dir, [Path(individual_root) / name for name in aio], epoch)
@@ -312,9 +315,23 @@ def compare(
     except ValueError:
         aio_cpu = None
     whole_grid = not omitted
+    # A one-pass subnet's lossless verdict needs only the float full twin, so it is given
+    # for the omitted subnets too.
+    baseline_twin = individual[next(r["subnet"] for r in rows if abs(r["compression"] - 1.0) < 1e-9)]
+    left_out = pool_runs(left_out_runs) if pooled and omitted else (left_out_runs or [{}])[0]
+    omitted_lossless = {
+        n: not any(t["better"] == "B" for t in mapsswe_per_set(d, baseline_twin, alpha).values())
+        for n, d in left_out.items()
+    }
 
     def best(kind: str) -> Optional[Dict]:
         ok = [r for r in rows if r[f"{kind}_lossless"]]
+        if kind == "aio":
+            ok += [
+                {"subnet": n, "compression": left_out[n].compression}
+                for n, y in omitted_lossless.items()
+                if y
+            ]
         return max(ok, key=lambda r: r["compression"]) if ok else None
 
     baseline_name = next(r["subnet"] for r in rows if abs(r["compression"] - 1.0) < 1e-9)
@@ -332,6 +349,7 @@ def compare(
         "aio_train_cpu_seconds": aio_cpu,
         "cpu_speedup": None if aio_cpu is None or not whole_grid else sum_individual / aio_cpu,
         "omitted_subnets": omitted,
+        "omitted_aio_lossless": omitted_lossless,
         "subnets_significantly_worse": _worse(rows),
         "per_run_significantly_worse": (
             [_worse(_rows(a, b, alpha)) for a, b in zip(aio_runs, individual_runs)] if pooled else None
@@ -400,7 +418,13 @@ def format_report(report: Dict) -> str:
     if omitted:
         lines.append(
             f"- Part of the grid only: {', '.join(omitted)} left out (their twins were not compared), "
-            "so there is no training-time ratio and no verdict on them"
+            "so there is no training-time ratio and no verdict against their twins"
+        )
+        yn = {True: "yes", False: "no"}
+        lossless = report.get("omitted_aio_lossless") or {}
+        lines.append(
+            "- Lossless (against the float full twin) among the left-out one-pass subnets: "
+            + ", ".join(f"{n} {yn[v]}" for n, v in lossless.items())
         )
     else:
         lines.append(

@@ -227,6 +227,11 @@ def test_part_of_the_grid_keeps_the_float_reference_and_gives_no_time_ratio(tmp_
     assert report["speedup"] is None and report["cpu_speedup"] is None
     text = format_report(report)
     assert "Part of the grid only: small left out" in text and "Training wall time" not in text
+    # the one pass's "small" is judged against the float twin all the same
+    assert report["omitted_aio_lossless"] == {"small": True}
+    assert report["largest_lossless_aio"]["subnet"] == "small"
+    assert report["largest_lossless_individual"]["subnet"] == "mid"
+    assert "left-out one-pass subnets: small yes" in text
     with pytest.raises(ValueError, match=r"has no decoded subnet \['tiny'\]"):
         compare([(aio, tmp_path / "ind")], "greedy_search", 1, subnets=["tiny"])
 

@@ -293,7 +293,13 @@ def compare(
         aio = load_decoded(aio_dir, method, epoch)
         if subnets is not None:
             full = aio
-            aio, omitted = _only(aio, subnets, aio_dir)
+            aio, run_omitted = _only(aio, subnets, aio_dir)
+            if left_out_runs and run_omitted != omitted:
+                raise ValueError(
+                    f"{aio_dir} leaves out {run_omitted} of its grid, {runs[0][0]} leaves out {omitted}: "
+                    "one-pass runs pooled must have decoded the same subnets"
+                )
+            omitted = run_omitted
             left_out_runs.append({n: full[n] for n in omitted})
         if not aio_runs:
             check_runs(runs, list(aio), epoch)
@@ -442,9 +448,10 @@ def format_report(report: Dict) -> str:
             f"- Run {aio_dir} against {root} alone: significantly worse: "
             f"{', '.join(names) if names else 'none'}"
         )
+    compared = " (among the compared twins)" if omitted else ""
     lines += [
         f"- Largest lossless compression: all-in-one {best('largest_lossless_aio')}; "
-        f"individual {best('largest_lossless_individual')}",
+        f"individual{compared} {best('largest_lossless_individual')}",
     ]
     lines += _format_repeats(report, test_sets)
     return "\n".join(lines) + "\n"

@@ -232,6 +232,12 @@ def test_part_of_the_grid_keeps_the_float_reference_and_gives_no_time_ratio(tmp_
     assert report["largest_lossless_aio"]["subnet"] == "small"
     assert report["largest_lossless_individual"]["subnet"] == "mid"
     assert "left-out one-pass subnets: small yes" in text
+    assert "individual (among the compared twins) mid at 4.00x" in text
+    aio43 = _fake_run(tmp_path, "aio43", grid[:2], 43, ok, 10.0)  # decoded without "small"
+    for sub, c in grid[:2]:
+        _fake_run(tmp_path / "ind43", sub, [(sub, c)], 43, ok, 7.0)
+    with pytest.raises(ValueError, match="must have decoded the same subnets"):
+        compare([(aio, tmp_path / "ind"), (aio43, tmp_path / "ind43")], "greedy_search", 1, subnets=["mid"])
     with pytest.raises(ValueError, match=r"has no decoded subnet \['tiny'\]"):
         compare([(aio, tmp_path / "ind")], "greedy_search", 1, subnets=["tiny"])
 

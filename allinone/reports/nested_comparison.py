@@ -214,8 +214,7 @@ def pool_runs(runs: Sequence[Dict[str, DecodedSubnet]]) -> Dict[str, DecodedSubn
 def _rows(aio: Dict[str, DecodedSubnet], individual: Dict[str, DecodedSubnet], alpha: float) -> List[Dict]:
     """Per subnet: sizes, both WERs, MAPSSWE against the twin and the lossless verdicts
     (against the twin of the float full model)."""
-    baseline_name = next(n for n, d in aio.items() if abs(d.compression - 1.0) < 1e-9)
-    baseline = individual[baseline_name]
+    baseline = individual[_full_model(aio)]
     rows = []
     for name, a in aio.items():
         b = individual[name]
@@ -243,6 +242,11 @@ def _rows(aio: Dict[str, DecodedSubnet], individual: Dict[str, DecodedSubnet], a
     return rows
 
 
+def _full_model(aio: Dict[str, DecodedSubnet]) -> str:
+    """Name of the float full model (compression 1) of a decoded grid: the lossless reference."""
+    return next(n for n, d in aio.items() if abs(d.compression - 1.0) < 1e-9)
+
+
 def _only(
     aio: Dict[str, DecodedSubnet], names: Sequence[str], aio_dir: Path
 ) -> Tuple[Dict[str, DecodedSubnet], List[str]]:
@@ -251,7 +255,7 @@ def _only(
     unknown = [n for n in names if n not in aio]
     if unknown:
         raise ValueError(f"{aio_dir} has no decoded subnet {unknown}; it has {list(aio)}")
-    keep = set(names) | {n for n, d in aio.items() if abs(d.compression - 1.0) < 1e-9}
+    keep = set(names) | {_full_model(aio)}
     return {n: d for n, d in aio.items() if n in keep}, [n for n in aio if n not in keep]
 
 
@@ -323,7 +327,8 @@ def compare(
     whole_grid = not omitted
     # A one-pass subnet's lossless verdict needs only the float full twin, so it is given
     # for the omitted subnets too.
-    baseline_twin = individual[next(r["subnet"] for r in rows if abs(r["compression"] - 1.0) < 1e-9)]
+    baseline_name = _full_model(aio)
+    baseline_twin = individual[baseline_name]
     left_out = pool_runs(left_out_runs) if pooled and omitted else (left_out_runs or [{}])[0]
     omitted_lossless = {
         n: not any(t["better"] == "B" for t in mapsswe_per_set(d, baseline_twin, alpha).values())
@@ -340,7 +345,6 @@ def compare(
             ]
         return max(ok, key=lambda r: r["compression"]) if ok else None
 
-    baseline_name = next(r["subnet"] for r in rows if abs(r["compression"] - 1.0) < 1e-9)
     first_aio_dir, _ = runs[0]
     return {
         "method": method,

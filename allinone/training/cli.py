@@ -48,6 +48,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, defaults: Dict) -> None
         "or auto (all up to 6 subnets, else sandwich)",
         "sandwich_k": "random middle subnets per step under the sandwich rule",
         "subnet_loss_weights": "per-subnet loss weights as NAME=W,NAME=W (others 1.0)",
+        "subnet_draw_weights": "sandwich rule: relative chance of a middle subnet to be drawn, "
+        "as NAME=W,NAME=W (others 1.0; none given: uniform)",
         "distill": "add KL from the detached largest subnet to every other subnet",
         "distill_scale": "weight of a student's KL term",
         "student_label_scale": "weight of a student's label losses when distilling",

@@ -30,6 +30,8 @@ class NestedPlan:
         policy: "all", "sandwich" or "auto" (all up to ``AUTO_ALL_MAX`` subnets, else sandwich).
         sandwich_k: random middle subnets per step under the sandwich rule.
         loss_weights: per-subnet weight of its label losses (missing = 1).
+        draw_weights: relative chance of a middle subnet (neither largest nor smallest) to be
+            one of the sandwich rule's k random picks (missing = 1; none given = uniform).
         distill: add KL from the detached largest subnet to every other one.
         distill_scale: weight of the KL terms of a student (not multiplied by its loss weight,
             so unfolding's ``deepest + alpha * seed + beta * KL`` is ``seed=alpha``,
@@ -48,6 +50,7 @@ class NestedPlan:
     policy: str = "auto"
     sandwich_k: int = 2
     loss_weights: tuple = ()
+    draw_weights: tuple = ()
     distill: bool = False
     distill_scale: float = 1.0
     student_label_scale: float = 0.5
@@ -66,8 +69,38 @@ class NestedPlan:
             raise SubnetError(
                 f"loss weights given for subnets not in the grid: {unknown}; grid: {sorted(names)}"
             )
+        self._check_draw_weights()
         if self.warmup_batches > 0 and not self.warmup:
             raise SubnetError("a warm-up phase needs the subnets it trains (--warmup-subnet)")
+
+    def _check_draw_weights(self) -> None:
+        if not self.draw_weights:
+            return
+        if self.effective_policy() != "sandwich":
+            raise SubnetError(
+                f"draw weights only apply to the sandwich rule; this plan runs {self.effective_policy()!r}"
+            )
+        middle = [s.name for s in self.subnets[1:-1]]
+        always = {self.subnets[0].name, self.subnets[-1].name}
+        for name, weight in self.draw_weights:
+            if name in always:
+                raise SubnetError(
+                    f"draw weight given for {name}, which the sandwich rule runs at every step "
+                    f"(largest and smallest); weigh only the middle subnets: {middle}"
+                )
+            if name not in middle:
+                raise SubnetError(f"draw weight given for {name}, not in the grid; middle subnets: {middle}")
+            if not weight > 0:
+                raise SubnetError(
+                    f"draw weight of {name} is {weight}; it must be > 0 (a subnet never drawn "
+                    "would keep untrained quantizer scales and normalisation statistics)"
+                )
+
+    def draw_probability(self, name: str) -> float:
+        """Chance that one weighted draw picks middle subnet ``name`` (k = 1)."""
+        weights = dict(self.draw_weights)
+        middle = [s.name for s in self.subnets[1:-1]]
+        return weights.get(name, 1.0) / sum(weights.get(n, 1.0) for n in middle)
 
     def warming_up(self, step: int) -> bool:
         """Whether global batch ``step`` (counted from 1) belongs to the warm-up phase."""
@@ -102,8 +135,30 @@ class NestedPlan:
             return subnets
         middle = subnets[1:-1]
         rng = random.Random(seed * 1_000_003 + step)
-        picked = set(rng.sample(range(len(middle)), min(self.sandwich_k, len(middle))))
+        k = min(self.sandwich_k, len(middle))
+        if self.draw_weights:
+            weights = dict(self.draw_weights)
+            picked = _weighted_sample(rng, [weights.get(s.name, 1.0) for s in middle], k)
+        else:  # uniform: kept as it was, so runs from before draw weights resume identically
+            picked = set(rng.sample(range(len(middle)), k))
         return [subnets[0]] + [s for i, s in enumerate(middle) if i in picked] + [subnets[-1]]
+
+
+def _weighted_sample(rng: random.Random, weights: Sequence[float], k: int) -> set:
+    """``k`` distinct indices into ``weights``, drawn one after another, each with chance
+    proportional to its weight among those not yet drawn."""
+    left = list(range(len(weights)))
+    picked = set()
+    for _ in range(k):
+        x = rng.random() * sum(weights[i] for i in left)
+        for i in left:
+            x -= weights[i]
+            if x < 0:
+                break
+        # (a rounding remainder leaves i at the last index, which is then the pick)
+        left.remove(i)
+        picked.add(i)
+    return picked
 
 
 def order_by_size(
@@ -113,8 +168,10 @@ def order_by_size(
     return sorted(subnets, key=size_of, reverse=True)
 
 
-def parse_loss_weights(spec: str) -> tuple:
-    """``"d6-w1.0-b32=2,d3-w0.5-b4=0.5"`` -> (("d6-w1.0-b32", 2.0), ("d3-w0.5-b4", 0.5))."""
+def parse_subnet_weights(spec: str) -> tuple:
+    """``"d6-w1.0-b32=2,d3-w0.5-b4=0.5"`` -> (("d6-w1.0-b32", 2.0), ("d3-w0.5-b4", 0.5)).
+
+    The format of ``--subnet-loss-weights`` and ``--subnet-draw-weights``."""
     out = []
     for item in filter(None, (x.strip() for x in spec.split(","))):
         name, sep, value = item.rpartition("=")

@@ -41,7 +41,7 @@ from allinone.training.nested import (
     NestedPlan,
     combine_subnet_losses,
     order_by_size,
-    parse_loss_weights,
+    parse_subnet_weights,
 )
 from allinone.training.recipe import OPTIMISATION_KEYS, config_differences
 from allinone.training.schedule import WarmupDecaySchedule, transducer_loss_scales
@@ -101,6 +101,7 @@ class TrainConfig(CompressionConfig):
     subnet_policy: str = "auto"
     sandwich_k: int = 2
     subnet_loss_weights: str = ""
+    subnet_draw_weights: str = ""
     distill: bool = False
     distill_scale: float = 1.0
     student_label_scale: float = 0.5
@@ -144,7 +145,13 @@ def batch_inputs(batch: Dict, tokenizer: BpeTokenizer):
 
 
 # Nested-plan options added after some checkpoints were written, at the values those runs had.
-LEGACY_PLAN = {"distill_start": 0, "warmup": [], "warmup_batches": 0, "mp_lr_scale": 50.0}
+LEGACY_PLAN = {
+    "distill_start": 0,
+    "warmup": [],
+    "warmup_batches": 0,
+    "mp_lr_scale": 50.0,
+    "draw_weights": [],
+}
 LEGACY_COMPRESSION = {"mp_finalise_batch": 0, "reorder_ffn_units": "none"}
 
 
@@ -189,7 +196,8 @@ class Trainer:
             subnets=tuple(order_by_size(subnets, lambda s: sizes[s.name])),
             policy=cfg.subnet_policy,
             sandwich_k=cfg.sandwich_k,
-            loss_weights=parse_loss_weights(cfg.subnet_loss_weights),
+            loss_weights=parse_subnet_weights(cfg.subnet_loss_weights),
+            draw_weights=parse_subnet_weights(cfg.subnet_draw_weights),
             distill=cfg.distill,
             distill_scale=cfg.distill_scale,
             student_label_scale=cfg.student_label_scale,
@@ -264,6 +272,7 @@ class Trainer:
             "policy": p.effective_policy(),
             "sandwich_k": p.sandwich_k,
             "loss_weights": [list(w) for w in p.loss_weights],
+            "draw_weights": [list(w) for w in p.draw_weights],
             "distill": p.distill,
             "distill_scale": p.distill_scale,
             "student_label_scale": p.student_label_scale,
@@ -335,7 +344,7 @@ class Trainer:
             raise ValueError(
                 f"{path} was trained with the nested plan {saved_plan}, but this run asks for "
                 f"{self._plan_signature()}: give the same --subnets, --subnet-policy, --sandwich-k, "
-                "--subnet-loss-weights, distillation and compression flags to resume"
+                "--subnet-loss-weights, --subnet-draw-weights, distillation and compression flags to resume"
             )
         # The sampler keys are checked below with their own message; keys older runs lack are skipped.
         keys = [k for k in OPTIMISATION_KEYS if k not in ("world_size", "max_duration")]
@@ -617,6 +626,9 @@ class Trainer:
             f"subnets (largest first): {[s.name for s in self.plan.subnets]}; policy "
             f"{self.plan.effective_policy()}, distill {self.plan.distill}"
         )
+        if self.plan.draw_weights:
+            chances = {s.name: round(self.plan.draw_probability(s.name), 3) for s in self.plan.subnets[1:-1]}
+            logging.info(f"chance of each middle subnet per weighted draw: {chances}")
 
         mid_epoch_resume = self._rng_to_restore is not None and self.resume_skip > 0
         if self._rng_to_restore is not None:

@@ -1,10 +1,13 @@
+import itertools
+import random
+
 import pytest
 import torch
 
 from allinone.losses.distill import masked_kl
 from allinone.nn.model import ModelConfig, Transducer
 from allinone.subnet import SubnetConfig, SubnetError
-from allinone.training.nested import NestedLoss, NestedPlan, combine_subnet_losses, parse_loss_weights
+from allinone.training.nested import NestedLoss, NestedPlan, combine_subnet_losses, parse_subnet_weights
 
 GRID = tuple(SubnetConfig.from_name(n) for n in ("d2-w1.0-b32", "d2-w0.5-b4", "d1-w1.0-b8", "d1-w0.5-b2"))
 HEADS = {"simple": 0.5, "pruned": 1.0, "ctc": 0.2}
@@ -88,6 +91,70 @@ def test_sandwich_runs_largest_smallest_and_k_random_reproducibly():
     assert NestedPlan(GRID, policy="auto").select(0, 0) == list(GRID)  # at most 6 subnets: all
 
 
+FIVE = tuple(
+    SubnetConfig.from_name(n) for n in ("d2-w1.0-b32", "d2-w1.0-b8", "d2-w0.5-b4", "d1-w1.0-b8", "d1-w0.5-b2")
+)
+
+
+def middle_pick_counts(plan, steps, seed=5):
+    counts = {}
+    for step in range(steps):
+        picks = plan.select(step, seed)
+        assert picks[0] == FIVE[0] and picks[-1] == FIVE[-1] and len(set(picks)) == len(picks)
+        key = frozenset(s.name for s in picks[1:-1])
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def test_uniform_sandwich_draws_are_those_of_runs_from_before_draw_weights():
+    plan = NestedPlan(FIVE, policy="sandwich", sandwich_k=2)
+    for step in range(50):
+        picked = random.Random(7 * 1_000_003 + step).sample(range(3), 2)
+        assert plan.select(step, seed=7) == [FIVE[0], *(FIVE[1 + i] for i in sorted(picked)), FIVE[-1]]
+
+
+def test_draw_weights_set_each_middle_subnets_chance_of_one_draw():
+    weights = {"d2-w1.0-b8": 0.25, "d2-w0.5-b4": 1.0, "d1-w1.0-b8": 2.0}
+    plan = NestedPlan(
+        FIVE, policy="sandwich", sandwich_k=1, draw_weights=(("d2-w1.0-b8", 0.25), ("d1-w1.0-b8", 2.0))
+    )
+    steps = 20000
+    counts = middle_pick_counts(plan, steps)
+    for name, w in weights.items():
+        assert plan.draw_probability(name) == pytest.approx(w / 3.25)
+        assert counts[frozenset([name])] / steps == pytest.approx(w / 3.25, abs=0.015)
+
+
+def test_k_weighted_draws_without_replacement_match_the_sequential_probabilities():
+    w = {"d2-w1.0-b8": 0.25, "d2-w0.5-b4": 1.0, "d1-w1.0-b8": 2.0}
+    total = sum(w.values())
+    plan = NestedPlan(FIVE, policy="sandwich", sandwich_k=2, draw_weights=tuple(w.items()))
+    steps = 20000
+    counts = middle_pick_counts(plan, steps)
+    for a, b in itertools.combinations(w, 2):
+        # a first then b, or b first then a
+        expected = w[a] / total * w[b] / (total - w[a]) + w[b] / total * w[a] / (total - w[b])
+        assert counts[frozenset([a, b])] / steps == pytest.approx(expected, abs=0.015)
+    # k as large as the middle: every middle subnet, whatever the weights
+    everything = NestedPlan(FIVE, policy="sandwich", sandwich_k=3, draw_weights=tuple(w.items()))
+    assert everything.select(0, seed=1) == list(FIVE)
+
+
+@pytest.mark.parametrize(
+    "weights, policy, message",
+    [
+        ((("d2-w1.0-b32", 2.0),), "sandwich", "every step"),  # the largest always runs
+        ((("d1-w0.5-b2", 2.0),), "sandwich", "every step"),  # so does the smallest
+        ((("d3-w1.0-b32", 2.0),), "sandwich", "not in the grid"),
+        ((("d2-w0.5-b4", 0.0),), "sandwich", "must be > 0"),
+        ((("d2-w0.5-b4", 2.0),), "all", "only apply to the sandwich rule"),
+    ],
+)
+def test_bad_draw_weights_are_refused_with_the_reason(weights, policy, message):
+    with pytest.raises(SubnetError, match=message):
+        NestedPlan(FIVE, policy=policy, draw_weights=weights)
+
+
 def test_warmup_phase_trains_only_the_warmup_subnet_and_delays_distillation():
     seed = GRID[-1]
     plan = NestedPlan(GRID, policy="all", distill=True, distill_start=2, warmup=(seed,), warmup_batches=5)
@@ -101,11 +168,11 @@ def test_warmup_phase_trains_only_the_warmup_subnet_and_delays_distillation():
 
 def test_plan_rejects_weights_for_unknown_subnets_and_bad_policies():
     with pytest.raises(SubnetError, match="d9-w1.0-b32"):
-        NestedPlan(GRID, loss_weights=parse_loss_weights("d9-w1.0-b32=2"))
+        NestedPlan(GRID, loss_weights=parse_subnet_weights("d9-w1.0-b32=2"))
     with pytest.raises(ValueError, match="policy"):
         NestedPlan(GRID, policy="some")
     with pytest.raises(ValueError, match="NAME=WEIGHT"):
-        parse_loss_weights("d2-w1.0-b32")
+        parse_subnet_weights("d2-w1.0-b32")
 
 
 def test_masked_kl_matches_brute_force_and_ignores_padding():

@@ -1,4 +1,5 @@
-"""Checkpoints written before a nested-plan option existed still resume with the same flags."""
+"""Checkpoints written before a nested-plan option existed still resume with the same flags,
+and a changed option still refuses the resume."""
 
 from types import SimpleNamespace
 
@@ -35,14 +36,21 @@ BEFORE_REORDER = {
 }
 
 
-def signature_of_an_unchanged_run(**compression):
-    """``Trainer._plan_signature`` of a plain run with today's options."""
+def signature(plan, **compression):
+    """``Trainer._plan_signature`` of a run of ``plan`` with today's options."""
     stub = SimpleNamespace(
-        plan=NestedPlan(subnets=(SubnetConfig.from_name("d6-w1.0-b32"),), policy="all"),
+        plan=plan,
         compression=SimpleNamespace(cfg=CompressionConfig(**compression)),
         cfg=SimpleNamespace(mp_lr_scale=50.0),
     )
     return Trainer._plan_signature(stub)
+
+
+def signature_of_an_unchanged_run(**compression):
+    """The signature of a plain run of the full float model."""
+    return signature(
+        NestedPlan(subnets=(SubnetConfig.from_name("d6-w1.0-b32"),), policy="all"), **compression
+    )
 
 
 @pytest.mark.parametrize("saved", [OLDEST, BEFORE_REORDER], ids=["oldest", "before-reorder"])
@@ -53,6 +61,18 @@ def test_an_older_plan_completes_to_the_signature_of_the_same_run_today(saved):
 def test_a_changed_option_still_differs_after_completion():
     assert complete_saved_plan(BEFORE_REORDER) != signature_of_an_unchanged_run(
         reorder_ffn_units="weight-norm"
+    )
+    drawn = NestedPlan(
+        subnets=tuple(
+            SubnetConfig.from_name(n) for n in ("d6-w1.0-b32", "d6-w1.0-b4", "d6-w1.0-b2", "d3-w0.5-b2")
+        ),
+        policy="sandwich",
+        sandwich_k=1,
+    )
+    with_weights = NestedPlan(**{**vars(drawn), "draw_weights": (("d6-w1.0-b2", 2.0),)})
+    assert signature(drawn) == complete_saved_plan({**signature(drawn), "draw_weights": []})
+    assert signature(with_weights) != complete_saved_plan(
+        {k: v for k, v in signature(drawn).items() if k != "draw_weights"}
     )
     saved = {**BEFORE_REORDER, "compression": {**BEFORE_REORDER["compression"], "init_from": "a.pt"}}
     assert complete_saved_plan(saved) != signature_of_an_unchanged_run()

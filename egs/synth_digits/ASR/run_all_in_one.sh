@@ -4,6 +4,7 @@
 # Usage: egs/synth_digits/ASR/run_all_in_one.sh [--stage N] [--stop-stage N] [--jobs N]
 #            [--subnets GRID] [--num-epochs N] [--sandwich-k K] [--distill true|false]
 #            [--distill-start-batch N] [--warmup-subnet NAME --warmup-subnet-batches N]
+#            [--subnet-draw-weights NAME=W,NAME=W]
 #            [--exp-suffix S] [--repeat-seed S --repeat-subnets NAME,NAME,..]
 #            [--train-opts "FLAGS" --exp-suffix S --individual-suffix S2] [--comparison-dir DIR]
 #  stage 1: train the whole grid in one pass (exp_all_in_one/) and every subnet of it
@@ -11,8 +12,10 @@
 #           trainings at once, one CPU thread each, so every run sees the same conditions
 #           The one pass may distil from batch --distill-start-batch on and train one subnet
 #           (--warmup-subnet, e.g. the largest) alone for its first --warmup-subnet-batches
-#           batches; --exp-suffix S keeps such a variant in exp_all_in_one$S and
-#           all_in_one_comparison$S beside the others (the individual twins are shared).
+#           batches, and draw its sandwich picks with --subnet-draw-weights (train.py's
+#           flag; the twins do not take it); --exp-suffix S keeps such a variant in
+#           exp_all_in_one$S and all_in_one_comparison$S beside the others (the individual
+#           twins are shared).
 #           --repeat-seed S trains the --repeat-subnets twins again with --seed S
 #           (exp_individual_seed$S/<subnet>/) to measure how far two runs of one
 #           configuration differ
@@ -41,6 +44,7 @@ distill=false
 distill_start_batch=0
 warmup_subnet=""
 warmup_subnet_batches=0
+subnet_draw_weights=""
 exp_suffix=""
 repeat_seed=""
 repeat_subnets=""
@@ -109,7 +113,8 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
     # The one pass first: it is the longest job.
     [ -f "$aio_dir/epoch-$num_epochs.pt" ] || echo "mkdir -p $aio_dir && $common --exp-dir $aio_dir \
 $(resume_flag $aio_dir) --subnets $subnets --subnet-policy sandwich --sandwich-k $sandwich_k \
---distill $distill --distill-start-batch $distill_start_batch $warmup >> $aio_dir/train-stdout.log 2>&1"
+--distill $distill --distill-start-batch $distill_start_batch $warmup \
+${subnet_draw_weights:+--subnet-draw-weights $subnet_draw_weights} >> $aio_dir/train-stdout.log 2>&1"
     for name in $names; do
       d=$ind_root/$name
       [ -f "$d/epoch-$num_epochs.pt" ] || echo "mkdir -p $d && $common --exp-dir $d $(resume_flag $d) \

@@ -38,19 +38,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root
 
 from allinone.reports.nested_comparison import compare, plot_wer_vs_size, write_report  # noqa: E402
+from allinone.reports.run_pairs import add_run_pair_args, run_pairs  # noqa: E402
 from allinone.utils.log import setup_script_logging  # noqa: E402
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--all-in-one-dir", type=Path, action="append", required=True, help="repeat once per seed")
-    p.add_argument(
-        "--individual-root",
-        type=Path,
-        action="append",
-        required=True,
-        help="holds one exp dir per subnet name; one per --all-in-one-dir, in the same order",
-    )
+    add_run_pair_args(p)
     p.add_argument("--decoding-method", default="modified_beam_search")
     p.add_argument("--epoch", type=int, required=True)
     p.add_argument("--out-dir", type=Path, required=True)
@@ -69,14 +63,10 @@ def main() -> None:
         "e.g. while the other twins still train; no training-time ratio is given then",
     )
     args = p.parse_args()
-    if len(args.all_in_one_dir) != len(args.individual_root):
-        p.error(
-            f"{len(args.all_in_one_dir)} --all-in-one-dir but {len(args.individual_root)} "
-            "--individual-root: give one root of twins per one-pass run"
-        )
+    pairs = run_pairs(p, args)
     setup_script_logging()
     report = compare(
-        list(zip(args.all_in_one_dir, args.individual_root)),
+        pairs,
         args.decoding_method,
         args.epoch,
         args.alpha,

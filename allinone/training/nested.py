@@ -7,6 +7,7 @@ subnet is a detached teacher: the others add a KL term towards its output
 distributions and scale their label losses down (``student_label_scale``).
 """
 
+import math
 import random
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence
@@ -82,6 +83,10 @@ class NestedPlan:
             )
         middle = [s.name for s in self.subnets[1:-1]]
         always = {self.subnets[0].name, self.subnets[-1].name}
+        given = [name for name, _ in self.draw_weights]
+        twice = sorted({n for n in given if given.count(n) > 1})
+        if twice:
+            raise SubnetError(f"draw weight given more than once for {twice}")
         for name, weight in self.draw_weights:
             if name in always:
                 raise SubnetError(
@@ -90,10 +95,10 @@ class NestedPlan:
                 )
             if name not in middle:
                 raise SubnetError(f"draw weight given for {name}, not in the grid; middle subnets: {middle}")
-            if not weight > 0:
+            if not (math.isfinite(weight) and weight > 0):
                 raise SubnetError(
-                    f"draw weight of {name} is {weight}; it must be > 0 (a subnet never drawn "
-                    "would keep untrained quantizer scales and normalisation statistics)"
+                    f"draw weight of {name} is {weight}; it must be finite and > 0 (a subnet never "
+                    "drawn would keep untrained quantizer scales and normalisation statistics)"
                 )
 
     def draw_probability(self, name: str) -> float:
@@ -176,7 +181,7 @@ def parse_subnet_weights(spec: str) -> tuple:
     for item in filter(None, (x.strip() for x in spec.split(","))):
         name, sep, value = item.rpartition("=")
         if not sep:
-            raise ValueError(f"subnet loss weight {item!r} is not NAME=WEIGHT")
+            raise ValueError(f"subnet weight {item!r} is not NAME=WEIGHT")
         out.append((name, float(value)))
     return tuple(out)
 

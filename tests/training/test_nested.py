@@ -146,7 +146,9 @@ def test_k_weighted_draws_without_replacement_match_the_sequential_probabilities
         ((("d2-w1.0-b32", 2.0),), "sandwich", "every step"),  # the largest always runs
         ((("d1-w0.5-b2", 2.0),), "sandwich", "every step"),  # so does the smallest
         ((("d3-w1.0-b32", 2.0),), "sandwich", "not in the grid"),
-        ((("d2-w0.5-b4", 0.0),), "sandwich", "must be > 0"),
+        ((("d2-w0.5-b4", 0.0),), "sandwich", "must be finite and > 0"),
+        ((("d2-w0.5-b4", float("inf")),), "sandwich", "must be finite and > 0"),
+        ((("d2-w0.5-b4", 2.0), ("d2-w0.5-b4", 3.0)), "sandwich", "more than once"),
         ((("d2-w0.5-b4", 2.0),), "all", "only apply to the sandwich rule"),
     ],
 )

@@ -65,6 +65,12 @@ if [ -n "$train_opts" ] && { [ -z "$individual_suffix" ] || [ -z "$exp_suffix" ]
     "--exp-suffix and --individual-suffix (got '$exp_suffix', '$individual_suffix')" >&2
   exit 1
 fi
+if [ -n "$subnet_draw_weights" ] && [ -z "$exp_suffix" ]; then
+  # Without its own directory a weighted one pass would be skipped as done whenever the
+  # unweighted one has finished, and compared in its place.
+  echo "$0: --subnet-draw-weights changes the one pass, so give it its own --exp-suffix" >&2
+  exit 1
+fi
 aio_dir=$recipe/exp_all_in_one$exp_suffix
 ind_root=$recipe/exp_individual$individual_suffix
 repeat_root=$recipe/exp_individual${individual_suffix}_seed$repeat_seed

@@ -8,12 +8,15 @@ weights is quantized. Every config has a stable short name that parses back to i
     d8-w0.5-b4          8 layers, half the FFN units, 4-bit weights
     d6-w0.5_0.5_1_1_1_1-b4_attn8
                         per-layer FFN widths; 4 bits except attention at 8 bits
+    d6-w1.0-b2_head8    2-bit encoder; decoder, joiner and CTC head at 8 bits (a model
+                        with quantized heads; without them the heads are always float)
 
 Grammar (tokens joined by "-"):
     d<int>              encoder depth (layers 1..d run)
     w<r>[_<r>...]       FFN width ratio, one value for all layers or one per layer
     b<bits>[_<cls><bits>...]
-                        default bit-width of quantized encoder weights, then per-class
+                        default bit-width of quantized encoder weights (and of the
+                        heads, in a model built with quantized heads), then per-class
                         overrides; classes are ``QUANT_CLASSES``
     u<order> | u<i>[_<i>...]
                         weight-tied unfolding (``allinone.unfold``): "rep" or "cyc" order,
@@ -34,8 +37,11 @@ FLOAT_BITS = 32
 # (``allinone.quant.mixed``) or fixed by a bit map.
 MIXED_BITS = 0
 SUPPORTED_BITS = (1, 2, 3, 4, 5, 6, 8, FLOAT_BITS, MIXED_BITS)
-# Weight groups of the encoder that can take their own bit-width.
-QUANT_CLASSES = ("subsampling", "ffn", "attn", "conv")
+# Weight groups that can take their own bit-width: the encoder's, and "head" (the decoder's
+# context convolution, the joiner and the CTC output layer), which only a model built with
+# quantized heads (ModelConfig.quantize_heads) quantizes; other models keep them float.
+QUANT_CLASSES = ("subsampling", "ffn", "attn", "conv", "head")
+HEAD_CLASS = "head"
 
 
 class SubnetError(ValueError):

@@ -142,6 +142,7 @@ def decode_dataset(
     if method in CTC_METHODS and (ctc_searcher is None or ctc_searcher.method != method):
         raise ValueError(f"decoding method {method} needs a CtcSearcher for it")
     model.eval()
+    head_bits = model.head_bits(subnet)
     results = []
     stats = DecodeStats()
     for batch in tqdm(loader, desc=desc, leave=False):
@@ -151,13 +152,13 @@ def decode_dataset(
         t0 = time.perf_counter()
         enc, enc_lens = model.encode(features, feature_lens, subnet)
         if method in CTC_METHODS:
-            words = ctc_searcher(model.ctc_log_probs(enc), enc_lens)
+            words = ctc_searcher(model.ctc_log_probs(enc, head_bits), enc_lens)
         elif method == "greedy_search":
-            words = [tokenizer.decode(h).split() for h in greedy_search_batch(model, enc, enc_lens)]
+            hyps = greedy_search_batch(model, enc, enc_lens, head_bits=head_bits)
+            words = [tokenizer.decode(h).split() for h in hyps]
         else:
-            words = [
-                tokenizer.decode(h).split() for h in modified_beam_search(model, enc, enc_lens, beam=beam)
-            ]
+            hyps = modified_beam_search(model, enc, enc_lens, beam=beam, head_bits=head_bits)
+            words = [tokenizer.decode(h).split() for h in hyps]
         stats.decode_seconds += time.perf_counter() - t0
         for cut, text, hyp in zip(sup["cut"], sup["text"], words):
             stats.audio_seconds += cut.duration

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from allinone.subnet import FLOAT_BITS
+
 Context = tuple[int, ...]
 
 
@@ -103,19 +105,22 @@ def _start_context(decoder: nn.Module) -> tuple[int, ...]:
     return (-1,) * (decoder.context_size - 1) + (decoder.blank_id,)
 
 
-def _project_decoder(model: nn.Module, contexts: list[Context], device: torch.device) -> torch.Tensor:
+def _project_decoder(
+    model: nn.Module, contexts: list[Context], device: torch.device, head_bits: int = FLOAT_BITS
+) -> torch.Tensor:
     """Run the decoder on a batch of contexts and project into the joiner space.
 
     Args:
         model: transducer with ``decoder`` and ``joiner``.
         contexts: M tuples of ``context_size`` token ids.
         device: device of the encoder output.
+        head_bits: bit-width of the decoder and joiner weights.
     Returns:
         (M, joiner_dim) projected decoder output.
     """
     y = torch.tensor(contexts, dtype=torch.long, device=device)
-    dec = model.decoder(y, need_pad=False)  # (M, 1, decoder_dim)
-    return model.joiner.decoder_proj(dec.squeeze(1))
+    dec = model.decoder(y, need_pad=False, bits=head_bits)  # (M, 1, decoder_dim)
+    return model.joiner.project_decoder(dec.squeeze(1), head_bits)
 
 
 @torch.no_grad()
@@ -124,6 +129,7 @@ def greedy_search_batch(
     encoder_out: torch.Tensor,
     encoder_out_lens: torch.Tensor,
     max_sym_per_frame: int = 1,
+    head_bits: int = FLOAT_BITS,
 ) -> list[list[int]]:
     """Greedy transducer decoding of a padded batch.
 
@@ -136,6 +142,7 @@ def greedy_search_batch(
         encoder_out: (N, T, encoder_dim) encoder output.
         encoder_out_lens: (N,) number of valid frames per utterance.
         max_sym_per_frame: maximum number of non-blank symbols per frame (>= 1).
+        head_bits: bit-width of the decoder and joiner weights (``model.head_bits(subnet)``).
     Returns:
         N token-id lists (blank removed), in the input order.
     """
@@ -152,10 +159,10 @@ def greedy_search_batch(
     order = sorted(range(n), key=lambda i: -lens[i])
     sorted_lens = [lens[i] for i in order]
     # Project every frame once; the per-step loop then only adds and runs the output layer.
-    enc_proj = model.joiner.encoder_proj(encoder_out[order])  # (N, T, joiner_dim)
+    enc_proj = model.joiner.project_encoder(encoder_out[order], head_bits)  # (N, T, joiner_dim)
 
     hyps: list[list[int]] = [list(_start_context(model.decoder)) for _ in range(n)]
-    dec_proj = _project_decoder(model, [tuple(h[-context_size:]) for h in hyps], device)
+    dec_proj = _project_decoder(model, [tuple(h[-context_size:]) for h in hyps], device, head_bits)
 
     num_frames = sorted_lens[0]
     for t in range(num_frames):
@@ -163,7 +170,7 @@ def greedy_search_batch(
         batch_size = sum(1 for x in sorted_lens if x > t)
         rows = torch.arange(batch_size, device=device)
         for _ in range(max_sym_per_frame):
-            logits = model.joiner(enc_proj[rows, t], dec_proj[rows], project_input=False)
+            logits = model.joiner(enc_proj[rows, t], dec_proj[rows], project_input=False, bits=head_bits)
             tokens = logits.argmax(dim=-1)
             emitted = tokens != blank_id
             if not bool(emitted.any()):
@@ -173,7 +180,7 @@ def greedy_search_batch(
                 hyps[r].append(tok)
             # Only utterances that emitted have a new context, so only they are re-run.
             dec_proj[rows] = _project_decoder(
-                model, [tuple(hyps[r][-context_size:]) for r in rows.tolist()], device
+                model, [tuple(hyps[r][-context_size:]) for r in rows.tolist()], device, head_bits
             )
 
     results: list[list[int]] = [[] for _ in range(n)]
@@ -188,6 +195,7 @@ def modified_beam_search(
     encoder_out: torch.Tensor,
     encoder_out_lens: torch.Tensor,
     beam: int = 4,
+    head_bits: int = FLOAT_BITS,
 ) -> list[list[int]]:
     """Batched modified beam search (at most one symbol per frame).
 
@@ -202,6 +210,7 @@ def modified_beam_search(
         encoder_out: (N, T, encoder_dim) encoder output.
         encoder_out_lens: (N,) number of valid frames per utterance.
         beam: number of expansions kept per utterance and frame (>= 1).
+        head_bits: bit-width of the decoder and joiner weights (``model.head_bits(subnet)``).
     Returns:
         N token-id lists (blank removed), in the input order.
     """
@@ -217,7 +226,7 @@ def modified_beam_search(
 
     order = sorted(range(n), key=lambda i: -lens[i])
     sorted_lens = [lens[i] for i in order]
-    enc_proj = model.joiner.encoder_proj(encoder_out[order])  # (N, T, joiner_dim)
+    enc_proj = model.joiner.project_encoder(encoder_out[order], head_bits)  # (N, T, joiner_dim)
 
     start = _start_context(model.decoder)
     beams = [HypothesisList([Hypothesis(ys=start, log_prob=0.0)]) for _ in range(n)]
@@ -239,13 +248,13 @@ def modified_beam_search(
 
         missing = list(dict.fromkeys(c for c in contexts if c not in cache))
         if missing:
-            for c, row in zip(missing, _project_decoder(model, missing, device)):
+            for c, row in zip(missing, _project_decoder(model, missing, device, head_bits)):
                 cache[c] = row
         dec = torch.stack([cache[c] for c in contexts])  # (H, joiner_dim)
 
         counts_t = torch.tensor(counts, device=device)
         enc = enc_proj[:batch_size, t].repeat_interleave(counts_t, dim=0)  # (H, joiner_dim)
-        logits = model.joiner(enc, dec, project_input=False)  # (H, V)
+        logits = model.joiner(enc, dec, project_input=False, bits=head_bits)  # (H, V)
         # Scores are accumulated in float64: they are sums over many frames and log-adds
         # of merged alignments, where float32 rounding could reorder near-tied hypotheses.
         log_probs = logits.log_softmax(dim=-1).double()

@@ -4,6 +4,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from allinone.quant.layers import QConv1d
+from allinone.subnet import FLOAT_BITS
+
 
 class StatelessDecoder(nn.Module):
     """Prediction network that sees only the last ``context_size`` tokens.
@@ -17,9 +20,18 @@ class StatelessDecoder(nn.Module):
         decoder_dim: embedding and output dimension.
         blank_id: id of the blank token; also used to left-pad the history.
         context_size: number of previous tokens the decoder sees (1 = bigram).
+        quantized: build the context convolution as ``QConv1d`` so it can run at a subnet's
+            bit-width; the embedding stays float either way.
     """
 
-    def __init__(self, vocab_size: int, decoder_dim: int, blank_id: int = 0, context_size: int = 2):
+    def __init__(
+        self,
+        vocab_size: int,
+        decoder_dim: int,
+        blank_id: int = 0,
+        context_size: int = 2,
+        quantized: bool = False,
+    ):
         super().__init__()
         if context_size < 1:
             raise ValueError(f"context_size must be >= 1, got {context_size}")
@@ -29,13 +41,13 @@ class StatelessDecoder(nn.Module):
         self.context_size = context_size
         self.embedding = nn.Embedding(vocab_size, decoder_dim)
         if context_size > 1:
-            self.conv = nn.Conv1d(
+            self.conv = (QConv1d if quantized else nn.Conv1d)(
                 decoder_dim, decoder_dim, kernel_size=context_size, groups=decoder_dim // 4, bias=False
             )
         else:
             self.conv = None
 
-    def forward(self, y: torch.Tensor, need_pad: bool = True) -> torch.Tensor:
+    def forward(self, y: torch.Tensor, need_pad: bool = True, bits: int = FLOAT_BITS) -> torch.Tensor:
         """Embed a token history.
 
         Args:
@@ -44,6 +56,7 @@ class StatelessDecoder(nn.Module):
                without it, ``U`` must be ``context_size`` and the output has one frame
                (the beam-search case).
             need_pad: see above.
+            bits: weight bit-width of the calling subnet's heads (quantized convolutions only).
         Returns:
             (N, U, decoder_dim) when ``need_pad``, else (N, 1, decoder_dim).
         """
@@ -58,4 +71,5 @@ class StatelessDecoder(nn.Module):
                 f"without padding the history must hold exactly {self.context_size} tokens, "
                 f"got {emb.size(-1)}"
             )
-        return F.relu(self.conv(emb).permute(0, 2, 1))
+        out = self.conv(emb, bits) if isinstance(self.conv, QConv1d) else self.conv(emb)
+        return F.relu(out.permute(0, 2, 1))

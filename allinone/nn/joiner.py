@@ -3,11 +3,19 @@
 import torch
 import torch.nn as nn
 
+from allinone.quant.layers import QLinear
+from allinone.subnet import FLOAT_BITS
+
+
+def run_linear(layer: nn.Module, x: torch.Tensor, bits: int) -> torch.Tensor:
+    """``layer(x)``, at ``bits`` if the layer quantizes its weight (a float layer ignores ``bits``)."""
+    return layer(x, bits) if isinstance(layer, QLinear) else layer(x)
+
 
 class Joiner(nn.Module):
     """Combines encoder and decoder frames into output-token logits.
 
-    ``encoder_proj`` and ``decoder_proj`` are exposed so that search and the pruned
+    ``project_encoder`` and ``project_decoder`` are exposed so that search and the pruned
     loss can project each side once and call the joiner with ``project_input=False``.
 
     Args:
@@ -15,16 +23,33 @@ class Joiner(nn.Module):
         decoder_dim: decoder output dimension.
         joiner_dim: hidden dimension of the joint network.
         vocab_size: number of output tokens, blank included.
+        quantized: build the three linear layers as ``QLinear``, so every call can run them
+            at a subnet's bit-width (``bits``); float ``nn.Linear`` layers otherwise.
     """
 
-    def __init__(self, encoder_dim: int, decoder_dim: int, joiner_dim: int, vocab_size: int):
+    def __init__(
+        self, encoder_dim: int, decoder_dim: int, joiner_dim: int, vocab_size: int, quantized: bool = False
+    ):
         super().__init__()
-        self.encoder_proj = nn.Linear(encoder_dim, joiner_dim)
-        self.decoder_proj = nn.Linear(decoder_dim, joiner_dim)
-        self.output_linear = nn.Linear(joiner_dim, vocab_size)
+        linear = QLinear if quantized else nn.Linear
+        self.encoder_proj = linear(encoder_dim, joiner_dim)
+        self.decoder_proj = linear(decoder_dim, joiner_dim)
+        self.output_linear = linear(joiner_dim, vocab_size)
+
+    def project_encoder(self, encoder_out: torch.Tensor, bits: int = FLOAT_BITS) -> torch.Tensor:
+        """(..., encoder_dim) -> (..., joiner_dim)."""
+        return run_linear(self.encoder_proj, encoder_out, bits)
+
+    def project_decoder(self, decoder_out: torch.Tensor, bits: int = FLOAT_BITS) -> torch.Tensor:
+        """(..., decoder_dim) -> (..., joiner_dim)."""
+        return run_linear(self.decoder_proj, decoder_out, bits)
 
     def forward(
-        self, encoder_out: torch.Tensor, decoder_out: torch.Tensor, project_input: bool = True
+        self,
+        encoder_out: torch.Tensor,
+        decoder_out: torch.Tensor,
+        project_input: bool = True,
+        bits: int = FLOAT_BITS,
     ) -> torch.Tensor:
         """Joint logits.
 
@@ -33,10 +58,11 @@ class Joiner(nn.Module):
             decoder_out: (..., decoder_dim), or (..., joiner_dim) if already projected;
                 broadcastable against ``encoder_out``.
             project_input: apply ``encoder_proj``/``decoder_proj`` first.
+            bits: weight bit-width of the calling subnet's heads (quantized joiners only).
         Returns:
             (..., vocab_size) unnormalised logits.
         """
         if project_input:
-            encoder_out = self.encoder_proj(encoder_out)
-            decoder_out = self.decoder_proj(decoder_out)
-        return self.output_linear(torch.tanh(encoder_out + decoder_out))
+            encoder_out = self.project_encoder(encoder_out, bits)
+            decoder_out = self.project_decoder(decoder_out, bits)
+        return run_linear(self.output_linear, torch.tanh(encoder_out + decoder_out), bits)

@@ -11,10 +11,10 @@ from allinone.losses import get_rnnt_backend
 from allinone.losses.distill import masked_kl
 from allinone.nn.conformer import ConformerEncoder
 from allinone.nn.decoder import StatelessDecoder
-from allinone.nn.joiner import Joiner
-from allinone.quant.layers import configure_quantizers
+from allinone.nn.joiner import Joiner, run_linear
+from allinone.quant.layers import QLinear, configure_quantizers
 from allinone.quant.quantizer import QuantConfig
-from allinone.subnet import FULL, SubnetConfig
+from allinone.subnet import FLOAT_BITS, FULL, HEAD_CLASS, MIXED_BITS, SubnetConfig, SubnetError
 
 
 @dataclass
@@ -47,6 +47,9 @@ class ModelConfig:
     gq_mu: float = 255.0
     # One-stage mixed precision: candidate bit-widths as "2,3,4,6,8" ("" = off).
     mp_candidates: str = ""
+    # Quantize the weights of the decoder's context convolution, the joiner and the CTC
+    # output layer at each subnet's "head" bit-width too (default: they stay float).
+    quantize_heads: bool = False
 
     def quant_config(self) -> QuantConfig:
         cands = tuple(int(b) for b in self.mp_candidates.split(",") if b.strip())
@@ -55,6 +58,11 @@ class ModelConfig:
     def __post_init__(self):
         if not (self.use_transducer or self.use_ctc):
             raise ValueError("the model needs a transducer head, a CTC head or both")
+        if self.quantize_heads and self.mp_candidates:
+            raise ValueError(
+                "one-stage mixed precision searches the encoder's bit-widths only; "
+                "quantize_heads cannot be combined with mp_candidates"
+            )
         self.norm_subnets = tuple(self.norm_subnets)
 
     def to_dict(self) -> dict:
@@ -120,13 +128,18 @@ class Transducer(nn.Module):
             norm_subnets=config.norm_subnets,
             unfold_relax=config.unfold_relax,
         )
+        quantized = config.quantize_heads
         self.decoder = StatelessDecoder(
-            config.vocab_size, config.decoder_dim, config.blank_id, config.context_size
+            config.vocab_size, config.decoder_dim, config.blank_id, config.context_size, quantized
         )
-        self.joiner = Joiner(config.d_model, config.decoder_dim, config.joiner_dim, config.vocab_size)
+        self.joiner = Joiner(
+            config.d_model, config.decoder_dim, config.joiner_dim, config.vocab_size, quantized
+        )
+        # The simple-loss projections only shape training (never deployed): always float.
         self.simple_am_proj = nn.Linear(config.d_model, config.vocab_size)
         self.simple_lm_proj = nn.Linear(config.decoder_dim, config.vocab_size)
-        self.ctc_output = nn.Linear(config.d_model, config.vocab_size) if config.use_ctc else None
+        linear = QLinear if quantized else nn.Linear
+        self.ctc_output = linear(config.d_model, config.vocab_size) if config.use_ctc else None
         get_rnnt_backend(loss_backend)  # fail at construction, not at the first step
         self.loss_backend = loss_backend
         quant = config.quant_config()
@@ -134,6 +147,30 @@ class Transducer(nn.Module):
             # The layers are built with per-tensor LSQ; only other choices rebuild them, so
             # the parameter order (and with it optimizer state of older runs) is unchanged.
             configure_quantizers(self.encoder, quant)
+            if quantized:
+                for head in (self.decoder, self.joiner, self.ctc_output):
+                    if head is not None:
+                        configure_quantizers(head, quant)
+
+    def head_bits(self, subnet: SubnetConfig) -> int:
+        """Bit-width at which ``subnet`` runs the heads: its "head" class with quantized
+        heads, else float.
+
+        Raises:
+            SubnetError: ``subnet`` names a head bit-width this model cannot run (float
+                heads, or the mixed-precision "mix").
+        """
+        bits = subnet.bits_for(HEAD_CLASS)
+        if not self.config.quantize_heads:
+            if bits != subnet.bits:
+                raise SubnetError(
+                    f"subnet {subnet.name} sets the heads' bit-width, but this model keeps them "
+                    "float (build it with quantize_heads=true)"
+                )
+            return FLOAT_BITS
+        if bits == MIXED_BITS:
+            raise SubnetError(f"subnet {subnet.name}: heads take a fixed bit-width (e.g. _head8), not 'mix'")
+        return bits
 
     @property
     def _rnnt(self):
@@ -184,14 +221,15 @@ class Transducer(nn.Module):
             With ``return_targets``, the pair (losses, targets).
         """
         encoder_out, encoder_out_lens = self.encode(features, feature_lens, subnet)
+        bits = self.head_bits(subnet)
         losses: Dict[str, torch.Tensor] = {}
         ranges = joiner_log_probs = ctc_log_probs = None
         if self.config.use_transducer:
             losses["simple"], losses["pruned"], ranges, logits, decoder_out = self._transducer_terms(
-                encoder_out, encoder_out_lens, labels, prune_range, am_scale, lm_scale
+                encoder_out, encoder_out_lens, labels, prune_range, am_scale, lm_scale, bits
             )
             if teacher is not None:
-                on_teacher = self.pruned_logits(encoder_out, decoder_out, teacher.ranges)
+                on_teacher = self.pruned_logits(encoder_out, decoder_out, teacher.ranges, bits)
                 losses["kl"] = masked_kl(
                     teacher.joiner_log_probs, on_teacher.float().log_softmax(-1), encoder_out_lens
                 )
@@ -199,7 +237,7 @@ class Transducer(nn.Module):
                 joiner_log_probs = logits.detach().float().log_softmax(-1)
                 ranges = ranges.detach()
         if self.config.use_ctc:
-            ctc_log_probs = self.ctc_log_probs(encoder_out)
+            ctc_log_probs = self.ctc_log_probs(encoder_out, bits)
             losses["ctc"] = self._ctc_loss_from_log_probs(ctc_log_probs, encoder_out_lens, labels)
             if teacher is not None:
                 losses["kl_ctc"] = masked_kl(teacher.ctc_log_probs, ctc_log_probs, encoder_out_lens)
@@ -213,12 +251,17 @@ class Transducer(nn.Module):
         )
         return losses, targets
 
-    def lattice_inputs(self, encoder_out_lens: torch.Tensor, labels: List[List[int]]):
-        """Padded symbols (N, S), k2-style boundary (N, 4) and decoder output (N, S+1, decoder_dim)."""
+    def lattice_inputs(
+        self, encoder_out_lens: torch.Tensor, labels: List[List[int]], head_bits: int = FLOAT_BITS
+    ):
+        """Padded symbols (N, S), k2-style boundary (N, 4) and decoder output (N, S+1, decoder_dim)
+        (the decoder at ``head_bits``)."""
         device = encoder_out_lens.device
         blank = self.config.blank_id
         symbols = pad_labels(labels, blank, device)
-        decoder_out = self.decoder(pad_labels([[blank] + y for y in labels], blank, device), need_pad=True)
+        decoder_out = self.decoder(
+            pad_labels([[blank] + y for y in labels], blank, device), need_pad=True, bits=head_bits
+        )
         boundary = torch.zeros(len(labels), 4, dtype=torch.long, device=device)
         boundary[:, 2] = torch.tensor([len(y) for y in labels], dtype=torch.long, device=device)
         boundary[:, 3] = encoder_out_lens
@@ -254,13 +297,20 @@ class Transducer(nn.Module):
         return simple_loss, ranges
 
     def pruned_logits(
-        self, encoder_out: torch.Tensor, decoder_out: torch.Tensor, ranges: torch.Tensor
+        self,
+        encoder_out: torch.Tensor,
+        decoder_out: torch.Tensor,
+        ranges: torch.Tensor,
+        head_bits: int = FLOAT_BITS,
     ) -> torch.Tensor:
-        """Joiner logits (N, T, R, vocab) on the pruned lattice of ``ranges`` (N, T, R)."""
+        """Joiner logits (N, T, R, vocab) on the pruned lattice of ``ranges`` (N, T, R),
+        the joiner at ``head_bits``."""
         am_pruned, lm_pruned = self._rnnt.do_rnnt_pruning(
-            self.joiner.encoder_proj(encoder_out), self.joiner.decoder_proj(decoder_out), ranges
+            self.joiner.project_encoder(encoder_out, head_bits),
+            self.joiner.project_decoder(decoder_out, head_bits),
+            ranges,
         )
-        return self.joiner(am_pruned, lm_pruned, project_input=False)
+        return self.joiner(am_pruned, lm_pruned, project_input=False, bits=head_bits)
 
     def pruned_loss(
         self,
@@ -269,10 +319,11 @@ class Transducer(nn.Module):
         symbols: torch.Tensor,
         boundary: torch.Tensor,
         ranges: torch.Tensor,
+        head_bits: int = FLOAT_BITS,
     ) -> torch.Tensor:
         """Full-joiner RNN-T loss (N,) on the pruned lattice given by ``ranges``."""
         return self._loss_of_pruned_logits(
-            self.pruned_logits(encoder_out, decoder_out, ranges), symbols, ranges, boundary
+            self.pruned_logits(encoder_out, decoder_out, ranges, head_bits), symbols, ranges, boundary
         )
 
     def _loss_of_pruned_logits(self, logits, symbols, ranges, boundary) -> torch.Tensor:
@@ -280,17 +331,24 @@ class Transducer(nn.Module):
             logits.float(), symbols, ranges, self.config.blank_id, boundary, reduction="none"
         )
 
-    def ctc_log_probs(self, encoder_out: torch.Tensor) -> torch.Tensor:
-        """CTC log-posteriors (N, T, vocab) of encoder frames (N, T, d_model)."""
+    def ctc_log_probs(self, encoder_out: torch.Tensor, head_bits: int = FLOAT_BITS) -> torch.Tensor:
+        """CTC log-posteriors (N, T, vocab) of encoder frames (N, T, d_model), the output
+        layer at ``head_bits``."""
         if self.ctc_output is None:
             raise ValueError("this model has no CTC head (trained without --use-ctc)")
-        return self.ctc_output(encoder_out).float().log_softmax(-1)
+        return run_linear(self.ctc_output, encoder_out, head_bits).float().log_softmax(-1)
 
     def ctc_loss(
-        self, encoder_out: torch.Tensor, encoder_out_lens: torch.Tensor, labels: List[List[int]]
+        self,
+        encoder_out: torch.Tensor,
+        encoder_out_lens: torch.Tensor,
+        labels: List[List[int]],
+        head_bits: int = FLOAT_BITS,
     ) -> torch.Tensor:
         """Per-utterance CTC loss (N,) with the transducer's blank as the CTC blank."""
-        return self._ctc_loss_from_log_probs(self.ctc_log_probs(encoder_out), encoder_out_lens, labels)
+        return self._ctc_loss_from_log_probs(
+            self.ctc_log_probs(encoder_out, head_bits), encoder_out_lens, labels
+        )
 
     def _ctc_loss_from_log_probs(
         self, log_probs: torch.Tensor, encoder_out_lens: torch.Tensor, labels: List[List[int]]
@@ -318,6 +376,7 @@ class Transducer(nn.Module):
         prune_range: int = 5,
         am_scale: float = 0.0,
         lm_scale: float = 0.25,
+        head_bits: int = FLOAT_BITS,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Simple and pruned losses of given encoder frames (decoder and joiner included).
 
@@ -325,19 +384,22 @@ class Transducer(nn.Module):
             encoder_out: (N, T, d_model).
             encoder_out_lens: (N,).
             labels, prune_range, am_scale, lm_scale: as in ``forward``.
+            head_bits: bit-width of the decoder and joiner (``head_bits(subnet)``).
         Returns:
             (simple_loss, pruned_loss): each (N,).
         """
-        return self._transducer_terms(encoder_out, encoder_out_lens, labels, prune_range, am_scale, lm_scale)[
-            :2
-        ]
+        return self._transducer_terms(
+            encoder_out, encoder_out_lens, labels, prune_range, am_scale, lm_scale, head_bits
+        )[:2]
 
-    def _transducer_terms(self, encoder_out, encoder_out_lens, labels, prune_range, am_scale, lm_scale):
+    def _transducer_terms(
+        self, encoder_out, encoder_out_lens, labels, prune_range, am_scale, lm_scale, head_bits=FLOAT_BITS
+    ):
         """(simple_loss (N,), pruned_loss (N,), ranges (N, T, R), pruned logits (N, T, R, V), decoder_out)."""
-        symbols, boundary, decoder_out = self.lattice_inputs(encoder_out_lens, labels)
+        symbols, boundary, decoder_out = self.lattice_inputs(encoder_out_lens, labels, head_bits)
         simple_loss, ranges = self.simple_loss_and_ranges(
             encoder_out, decoder_out, symbols, boundary, prune_range, am_scale, lm_scale
         )
-        logits = self.pruned_logits(encoder_out, decoder_out, ranges)
+        logits = self.pruned_logits(encoder_out, decoder_out, ranges, head_bits)
         pruned_loss = self._loss_of_pruned_logits(logits, symbols, ranges, boundary)
         return simple_loss, pruned_loss, ranges, logits, decoder_out

@@ -3,7 +3,10 @@
 The accounting rule (used in every results table): quantized weights count ``bits`` per
 entry plus one 32-bit step per quantized tensor; everything else (biases, norms,
 embeddings, decoder, joiner, CTC head, the subnet's BatchNorm running statistics) counts
-32 bits. Only what the subnet runs is counted: layers ``1..depth``, the prefix of each
+32 bits. A model built with quantized heads (``ModelConfig.quantize_heads``) counts the
+weights of the decoder's context convolution, the joiner and the CTC output layer at the
+subnet's "head" bit-width instead; their biases and the decoder's embedding stay 32-bit.
+Only what the subnet runs is counted: layers ``1..depth``, the prefix of each
 FFN's hidden units. A weight-tied (unfolded) subnet stores each physical block it runs
 once, at the widest FFN prefix any of its uses needs, plus the per-occurrence state
 of repeats (BatchNorm running statistics, the optional relaxation gain and bias, for
@@ -117,11 +120,13 @@ def encoder_footprint(encoder: ConformerEncoder, subnet: SubnetConfig) -> Footpr
 
 
 def subnet_footprint(model: nn.Module, subnet: SubnetConfig) -> Footprint:
-    """Deployable footprint of ``subnet`` of a ``Transducer``: its encoder slice plus the float heads."""
+    """Deployable footprint of ``subnet`` of a ``Transducer``: its encoder slice plus the
+    heads (their weights at ``model.head_bits(subnet)``; float unless the model quantizes them)."""
     fp = encoder_footprint(model.encoder, subnet)
+    head_bits = model.head_bits(subnet)
     for name, child in model.named_children():
         if name != "encoder" and name not in TRAINING_ONLY and child is not None:
-            fp += dense_footprint(child)
+            fp += dense_footprint(child, head_bits)
     return fp
 
 

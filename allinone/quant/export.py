@@ -38,7 +38,7 @@ from allinone.quant.pack import (
     write_packed_file,
 )
 from allinone.quant.quantizer import QuantConfig, broadcast_step, grouped, slice_steps, ungrouped
-from allinone.subnet import FLOAT_BITS, MIXED_BITS, SubnetConfig, SubnetError
+from allinone.subnet import FLOAT_BITS, HEAD_CLASS, MIXED_BITS, SubnetConfig, SubnetError
 from allinone.unfold import max_occurrences, occurrences, statistics_keys
 
 FORMAT = "allinone-packed-subnet"
@@ -47,7 +47,9 @@ SKIPPED = TRAINING_ONLY + ("steps.", "centroids.", "mp_logits", "mp_bits")
 
 
 def weight_class(name: str) -> str:
-    """Bit-width class (``allinone.subnet.QUANT_CLASSES``) of an encoder parameter name."""
+    """Bit-width class (``allinone.subnet.QUANT_CLASSES``) of a quantized weight's name."""
+    if name.startswith(("decoder.conv.", "joiner.", "ctc_output.")):
+        return HEAD_CLASS
     if name.startswith("encoder.embed."):
         return "subsampling"
     for marker, cls in (
@@ -58,7 +60,7 @@ def weight_class(name: str) -> str:
     ):
         if marker in name:
             return cls
-    raise ValueError(f"{name} is not a quantized encoder weight")
+    raise ValueError(f"{name} is not a quantized weight")
 
 
 def _standalone(model: Transducer, subnet: SubnetConfig) -> Tuple[ModelConfig, SubnetConfig, Tuple[int, ...]]:
@@ -81,6 +83,7 @@ def _standalone(model: Transducer, subnet: SubnetConfig) -> Tuple[ModelConfig, S
         quantizer="lsq",
         quant_granularity="tensor",
         mp_candidates="",
+        quantize_heads=False,  # the file's quantized heads load as float (dequantized) weights
     )
     return small, run, used
 
@@ -147,7 +150,8 @@ def export_subnet(model: Transducer, subnet: SubnetConfig, path) -> Dict:
             src = src[:, :in_units] if in_units else src
         owner = big_modules.get(src_name.rsplit(".", 1)[0])
         if isinstance(owner, QUANT_LAYERS) and name.endswith(".weight"):
-            bits = subnet.bits_for(weight_class(name))
+            cls = weight_class(name)
+            bits = model.head_bits(subnet) if cls == HEAD_CLASS else subnet.bits_for(cls)
             if bits == MIXED_BITS:
                 bits = owner.chosen_bits()
             if bits != FLOAT_BITS:

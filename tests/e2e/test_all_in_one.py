@@ -145,3 +145,29 @@ def test_resume_refuses_a_changed_grid_and_mid_epoch_checkpoints_count_time(tiny
     other_lr = train_cmd(root, lang, exp, "--subnets", grid, "--base-lr", "0.005", "--start-epoch", "2")
     out = subprocess.run(other_lr, capture_output=True, text=True, env=_env())
     assert out.returncode != 0 and "was trained with --base-lr" in out.stderr and "(now 0.005)" in out.stderr
+
+
+def test_quantized_heads_train_decode_and_shrink_the_accounted_size(tiny_corpus, tmp_path):
+    """--model quantize_heads=true: the b2 subnet's decoder, joiner and CTC head are 2-bit
+    too, decoding runs them so, and the summary's stored size counts them so."""
+    from allinone.nn.model import ModelConfig, Transducer
+    from allinone.quant.accounting import subnet_footprint
+    from allinone.subnet import SubnetConfig
+
+    root, lang = tiny_corpus
+    exp = tmp_path / "heads"
+    grid = ["d2-w1.0-b32", "d2-w0.5-b2"]
+    run(one_epoch(train_cmd(root, lang, exp, "--subnets", ",".join(grid), "--model", "quantize_heads=true")))
+    state = torch.load(exp / "epoch-1.pt", weights_only=False)
+    assert state["model_config"]["quantize_heads"] is True
+    assert any(k.startswith("joiner.output_linear.steps.") for k in state["model"])
+    run(decode_cmd(root, lang, exp))
+    (summary,) = (exp / "greedy_search").glob("subnet-summary-*.json")
+    stored = {r["subnet"]: r["stored_bytes"] for r in json.loads(summary.read_text())}
+    cfg = state["model_config"]
+    float_heads = Transducer(ModelConfig.from_dict({**cfg, "quantize_heads": False}))
+    quant_heads = Transducer(ModelConfig.from_dict(cfg))
+    b2 = SubnetConfig.from_name(grid[1])
+    assert stored[grid[1]] == subnet_footprint(quant_heads, b2).stored_bytes
+    assert stored[grid[1]] < subnet_footprint(float_heads, b2).stored_bytes
+    assert stored[grid[0]] == subnet_footprint(float_heads, SubnetConfig.from_name(grid[0])).stored_bytes

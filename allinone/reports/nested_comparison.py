@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from allinone.decoding.subnet_report import read_subnet_summary
+from allinone.subnet import SubnetConfig, SubnetError
 from allinone.training.recipe import RECIPE_KEYS, config_differences
 from allinone.utils.checkpoint import load_checkpoint
 from allinone.utils.scoring import Result, compute_wer, read_recogs
@@ -90,11 +91,31 @@ def recipe_differences(a_dir: Path, b_dir: Path, epoch: int) -> Dict[str, tuple]
     return config_differences(a, b, RECIPE_KEYS)
 
 
+def _float_subnet_dir(d: Path) -> bool:
+    """Whether ``d`` is named like a subnet that runs no quantizer (float weights and heads)."""
+    try:
+        subnet = SubnetConfig.from_name(Path(d).name)
+    except SubnetError:
+        return False
+    return subnet.is_float
+
+
+def _only_quantize_heads_differs(models: tuple) -> bool:
+    a, b = ({"quantize_heads": False, **(m or {})} for m in models)
+    return a != b and {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)} == {"quantize_heads"}
+
+
 def check_same_recipe(aio_dir: Path, twin_dirs: Sequence[Path], epoch: int) -> None:
     """Refuse a comparison whose twins were trained with another recipe than the one pass
-    (a different learning rate, say): their WER would not be a like-for-like reference."""
+    (a different learning rate, say): their WER would not be a like-for-like reference.
+
+    One exception: a float twin (``d6-w1.0-b32``) may differ in ``quantize_heads`` alone,
+    since a float subnet runs no quantizer and trains identically either way
+    (``tests/e2e/test_all_in_one.py`` checks this bit for bit)."""
     for d in twin_dirs:
         diff = recipe_differences(aio_dir, d, epoch)
+        if set(diff) == {"model"} and _float_subnet_dir(d) and _only_quantize_heads_differs(diff["model"]):
+            continue
         if diff:
             what = "; ".join(f"{k} {a!r} vs {b!r}" for k, (a, b) in diff.items())
             raise ValueError(f"{d} was trained with another recipe than {aio_dir}: {what}")

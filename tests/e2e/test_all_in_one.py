@@ -171,3 +171,24 @@ def test_quantized_heads_train_decode_and_shrink_the_accounted_size(tiny_corpus,
     assert stored[grid[1]] == subnet_footprint(quant_heads, b2).stored_bytes
     assert stored[grid[1]] < subnet_footprint(float_heads, b2).stored_bytes
     assert stored[grid[0]] == subnet_footprint(float_heads, SubnetConfig.from_name(grid[0])).stored_bytes
+
+
+def test_a_float_subnet_trains_identically_with_and_without_quantized_heads(tiny_corpus, tmp_path):
+    """Why the comparison accepts a float twin trained without quantize_heads as the twin of
+    a one pass with it: a float subnet runs no quantizer, so its training is the same."""
+    root, lang = tiny_corpus
+    states = []
+    for flag in ("false", "true"):
+        exp = tmp_path / flag / "d2-w1.0-b32"
+        run(
+            one_epoch(
+                train_cmd(root, lang, exp, "--subnets", "d2-w1.0-b32", "--model", f"quantize_heads={flag}")
+            )
+        )
+        states.append(torch.load(exp / "epoch-1.pt", weights_only=False))
+    plain, heads = states
+    assert heads["model_config"]["quantize_heads"] and not plain["model_config"]["quantize_heads"]
+    for key in ("model", "model_avg"):
+        assert set(plain[key]) < set(heads[key])  # only the heads' quantizer steps are added
+        for name, value in plain[key].items():
+            assert torch.equal(value, heads[key][name]), (key, name)

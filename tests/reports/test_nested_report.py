@@ -104,6 +104,25 @@ def test_twins_of_another_recipe_are_refused_and_per_run_settings_are_not(tmp_pa
         check_same_recipe(aio, [same, other], 3)
 
 
+def test_only_a_float_twin_may_differ_in_quantize_heads_alone(tmp_path):
+    heads = {"num_layers": 6, "quantize_heads": True}
+    aio = _run_dir(tmp_path, "aio", subnets="a,b", model=heads)
+    float_twin = _run_dir(tmp_path, "d6-w1.0-b32", subnets="d6-w1.0-b32")  # model without the key
+    check_same_recipe(aio, [float_twin], 3)
+    (tmp_path / "q").mkdir()
+    quant_twin = _run_dir(tmp_path / "q", "d6-w1.0-b2", subnets="d6-w1.0-b2")
+    with pytest.raises(ValueError, match="quantize_heads"):
+        check_same_recipe(aio, [quant_twin], 3)
+    (tmp_path / "o").mkdir()
+    other = _run_dir(tmp_path / "o", "d6-w1.0-b32", base_lr=3e-3)  # float, but another learning rate
+    with pytest.raises(ValueError, match="base_lr"):
+        check_same_recipe(aio, [other], 3)
+    (tmp_path / "l").mkdir()
+    layers = _run_dir(tmp_path / "l", "d6-w1.0-b32", model={"num_layers": 4})  # heads and layers differ
+    with pytest.raises(ValueError, match="num_layers"):
+        check_same_recipe(aio, [layers], 3)
+
+
 def _decoded(name, hyps, compression=1.0):
     """One subnet decoded on three 4-word utterances of the set 'test'."""
     refs = {"u1": "one two three four", "u2": "five six seven eight", "u3": "nine zero one two"}

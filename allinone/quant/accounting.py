@@ -140,11 +140,12 @@ def compression_ratio(model: nn.Module, subnet: SubnetConfig) -> float:
 
 
 def average_weight_bits(model: nn.Module, subnet: SubnetConfig) -> float:
-    """Mean bit-width of the encoder weights ``subnet`` quantizes, weighted by their size.
+    """Mean bit-width of the weights ``subnet`` quantizes, weighted by their size.
 
     Counts the weights of the quantized layers of the blocks the subnet runs (each
-    physical block once) and of the subsampling front-end; mixed-precision layers count
-    at their finalised (or most likely) bit-width.
+    physical block once) and of the subsampling front-end, and with quantized heads
+    (``ModelConfig.quantize_heads``) those of the decoder, joiner and CTC head;
+    mixed-precision layers count at their finalised (or most likely) bit-width.
     """
     from allinone.quant.export import weight_class  # the export module imports this one
 
@@ -167,4 +168,10 @@ def average_weight_bits(model: nn.Module, subnet: SubnetConfig) -> float:
             numel = numel // ffn.ffn_dim * ffn.hidden_units(ratio)  # the prefix of hidden units run
         num += numel * bits
         den += numel
+    if model.config.quantize_heads:
+        head_bits = model.head_bits(subnet)
+        for name, m in model.named_modules():
+            if isinstance(m, QUANT_LAYERS) and not name.startswith("encoder."):
+                num += m.weight.numel() * head_bits
+                den += m.weight.numel()
     return num / den

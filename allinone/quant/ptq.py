@@ -1,6 +1,7 @@
 """Post-training int8 weight quantization of a float model: the baseline with no retraining.
 
-Every quantized encoder weight gets symmetric per-output-channel int8 codes with the
+Every quantized weight (the encoder's, and the heads' of a model built with
+``quantize_heads``) gets symmetric per-output-channel int8 codes with the
 max-abs scale ``max|w_row| / 127`` (the weight side of PyTorch's and onnxruntime's
 dynamic int8 quantization, whose kernels would not see our sliced ``F.linear`` calls).
 The result is an ordinary checkpoint whose subnet ``d<L>-w1.0-b8`` decodes and exports
@@ -25,11 +26,11 @@ INT8_LEVELS = 127
 
 @torch.no_grad()
 def set_max_abs_steps(model: Transducer, bits: int = 8) -> None:
-    """Per-channel steps ``max|w_row| / (2^(bits-1) - 1)`` for every encoder quantized layer."""
+    """Per-channel steps ``max|w_row| / (2^(bits-1) - 1)`` for every quantized layer (heads included)."""
     if model.config.quant_granularity != "channel" or model.config.quantizer != "lsq":
         raise ValueError("max-abs post-training steps need a per-channel LSQ model")
     levels = 2 ** (bits - 1) - 1
-    for _, m in quant_layers(model.encoder):
+    for _, m in quant_layers(model):
         m.steps[f"b{bits}"].copy_(flat_rows(m.weight).abs().amax(1).clamp(min=1e-8) / levels)
 
 

@@ -32,7 +32,7 @@ def _export_and_decode(root, lang, exp, subnet):
     out = run(
         [sys.executable, str(RECIPE / "export.py"), "--exp-dir", str(exp), "--epoch", "1", "--subnet", subnet]
     )
-    assert "reloaded encoder max |diff|" in out.stdout
+    assert "reloaded encoder and heads max |diff|" in out.stdout
     info = json.loads((exp / f"{subnet}.json").read_text())
     # The header (~3 KB) is 2-3% of this toy model; tests/quant/test_export.py holds the 2% bound.
     assert abs(info["file_vs_accounting"]) < 0.05 and info["max_abs_diff"] <= 1e-5

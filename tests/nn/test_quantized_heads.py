@@ -2,15 +2,19 @@
 
 import copy
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 import torch
 
+from allinone.decoding.runner import decode_dataset
 from allinone.decoding.transducer_search import greedy_search_batch, modified_beam_search
 from allinone.nn.model import ModelConfig, Transducer
-from allinone.quant.accounting import subnet_footprint
+from allinone.quant.accounting import average_weight_bits, subnet_footprint
 from allinone.quant.export import export_subnet, file_vs_accounting, load_packed_model
 from allinone.quant.layers import QUANT_LAYERS
+from allinone.quant.ptq import set_max_abs_steps
+from allinone.quant.quantizer import flat_rows
 from allinone.subnet import FLOAT_BITS, SubnetConfig, SubnetError
 
 HEADS = ("decoder.conv", "joiner.encoder_proj", "joiner.decoder_proj", "joiner.output_linear", "ctc_output")
@@ -85,6 +89,12 @@ def test_a_quantized_subnet_runs_its_heads_at_the_head_bits(name, head_bits):
     for key in want:
         torch.testing.assert_close(got[key], want[key], rtol=1e-5, atol=1e-5)
     assert not torch.allclose(got["pruned"], float_heads["pruned"])  # the heads did change
+    with torch.no_grad():  # the KL terms towards a teacher's outputs run the heads quantized too
+        _, targets = quant(x, lens, LABELS, subnet=SubnetConfig.from_name("d2-w1.0-b32"), return_targets=True)
+        want_kl = ref(x, lens, LABELS, subnet=encoder_only, teacher=targets)
+        got_kl = quant(x, lens, LABELS, subnet=subnet, teacher=targets)
+    for key in ("kl", "kl_ctc"):
+        torch.testing.assert_close(got_kl[key], want_kl[key], rtol=1e-5, atol=1e-5)
     enc, enc_lens = quant.encode(x, lens, subnet)
     for search in (greedy_search_batch, modified_beam_search):
         assert search(quant, enc, enc_lens, head_bits=head_bits) == search(ref, enc, enc_lens)
@@ -146,3 +156,57 @@ def test_an_exported_subnet_with_quantized_heads_reloads_exactly_at_the_accounte
     assert greedy_search_batch(small, got_enc, want_lens) == greedy_search_batch(
         quant, want_enc, want_lens, head_bits=bits
     )
+
+
+class _Tokens:
+    def decode(self, ids):
+        return " ".join(f"t{i}" for i in ids)
+
+
+def test_decode_dataset_runs_the_heads_at_the_subnets_bits():
+    plain, quant = _pair()
+    subnet = SubnetConfig.from_name("d2-w1.0-b2")
+    x, lens = _batch()
+    cuts = [SimpleNamespace(id=f"u{i}", duration=1.0) for i in range(2)]
+    batch = {
+        "inputs": x,
+        "supervisions": {
+            "sequence_idx": torch.arange(2),
+            "num_frames": lens,
+            "cut": cuts,
+            "text": ["a", "b"],
+        },
+    }
+    ref = _with_fake_quantized_heads(plain, quant, 2)
+    for method in ("greedy_search", "modified_beam_search"):
+        got, _ = decode_dataset(quant, [batch], _Tokens(), method, subnet=subnet)
+        want, _ = decode_dataset(ref, [batch], _Tokens(), method, subnet=subnet)
+        float_heads, _ = decode_dataset(plain, [batch], _Tokens(), method, subnet=subnet)
+        assert got == want, method
+        assert got != float_heads, method  # the case would not tell the two apart otherwise
+
+
+@pytest.mark.parametrize(
+    "quant", [{"quantizer": "gq"}, {"quant_granularity": "channel"}, {"quant_granularity": "group"}]
+)
+def test_the_heads_take_the_models_quantizer(quant):
+    model = Transducer(_cfg(quantize_heads=True, **quant))
+    modules = dict(model.named_modules())
+    for name in HEADS:
+        assert modules[name].quant_cfg == model.config.quant_config(), name
+
+
+def test_int8_ptq_and_the_average_bits_cover_the_heads():
+    torch.manual_seed(0)
+    model = Transducer(_cfg(quantize_heads=True, quant_granularity="channel"))
+    set_max_abs_steps(model)
+    for name, m in model.named_modules():
+        if name in HEADS:
+            want = flat_rows(m.weight).abs().amax(1) / 127
+            torch.testing.assert_close(m.steps["b8"].flatten(), want)
+    encoder_only = Transducer(_cfg())
+    subnet = SubnetConfig.from_name("d2-w1.0-b4_head8")
+    heads = sum(dict(model.named_modules())[n].weight.numel() for n in HEADS)
+    encoder = sum(m.weight.numel() for m in model.encoder.modules() if isinstance(m, QUANT_LAYERS))
+    assert average_weight_bits(model, subnet) == pytest.approx((4 * encoder + 8 * heads) / (encoder + heads))
+    assert average_weight_bits(encoder_only, SubnetConfig.from_name("d2-w1.0-b4")) == 4

@@ -55,7 +55,16 @@ def main() -> None:
     with torch.no_grad():
         ref, _ = model.encoder(x, lens, subnet)
         got, _ = reloaded.encoder(x, lens, run)
-    info["max_abs_diff"] = float((ref - got).abs().max())
+        diffs = [(ref - got).abs().max()]
+        # the heads as a deployed system runs them (quantized, with quantize_heads)
+        bits = model.head_bits(subnet)
+        if model.ctc_output is not None:
+            diffs.append((model.ctc_log_probs(ref, bits) - reloaded.ctc_log_probs(got)).abs().max())
+        if model.config.use_transducer:
+            y = torch.tensor([[model.config.blank_id, 1], [2, 3]])
+            want = model.joiner(ref[:, :, None], model.decoder(y, bits=bits)[:, None], bits=bits)
+            diffs.append((want - reloaded.joiner(got[:, :, None], reloaded.decoder(y)[:, None])).abs().max())
+    info["max_abs_diff"] = float(max(diffs))
     info["file_vs_accounting"] = file_vs_accounting(info)
     info["average_bits"] = average_weight_bits(model, subnet)
     if subnet.bits_for("ffn") == MIXED_BITS:
@@ -65,7 +74,8 @@ def main() -> None:
     logging.info(json.dumps(info))
     print(
         f"{out}: {info['file_bytes']} bytes, accounted {info['accounted_bytes']:.0f} "
-        f"({100 * info['file_vs_accounting']:+.2f}%); reloaded encoder max |diff| {info['max_abs_diff']:.2e}"
+        f"({100 * info['file_vs_accounting']:+.2f}%); "
+        f"reloaded encoder and heads max |diff| {info['max_abs_diff']:.2e}"
     )
 
 

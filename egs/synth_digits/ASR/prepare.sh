@@ -23,6 +23,9 @@
 #                     [--lm-order N]
 
 set -eou pipefail
+# The body is one block that bash parses before running it, so editing this file while a
+# long run of it goes on cannot change or break that run (bash reads scripts as it goes).
+{
 
 stage=0
 stop_stage=100
@@ -187,3 +190,5 @@ if run_stage 5; then
 fi
 
 log "Done (stages $stage..$stop_stage)"
+exit
+}

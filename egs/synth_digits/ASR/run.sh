@@ -10,6 +10,9 @@
 #           CTC head through HLG (kaldifst graphs, kaldi-decoder; LM scale 0.1, the best of
 #           a dev sweep in RESULTS.md: the digit strings are random, so the LM barely helps)
 set -euo pipefail
+# The body is one block that bash parses before running it, so editing this file while a
+# long run of it goes on cannot change or break that run (bash reads scripts as it goes).
+{
 
 stage=0
 stop_stage=100
@@ -68,3 +71,5 @@ fi
 end=$(date +%s)
 log "wall time: preparation $((prep_done - start)) s, training $((train_done - prep_done)) s," \
     "decoding $((end - train_done)) s, total $((end - start)) s"
+exit
+}

@@ -33,6 +33,9 @@
 #           the comparison of the shorter runs
 # Needs ./prepare.sh to have run (run.sh stage 1 does it).
 set -euo pipefail
+# The body is one block that bash parses before running it, so editing this file while a
+# long run of it goes on cannot change or break that run (bash reads scripts as it goes).
+{
 
 stage=1
 stop_stage=3
@@ -156,3 +159,5 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
     --out-dir "$out_dir" \
     ${repeat_names:+--repeat-individual-root "$repeat_root"}
 fi
+exit
+}

@@ -15,6 +15,9 @@
 #  stage 4: the table (quant_comparison/comparison.md, .json)
 # Needs ./prepare.sh and a trained float model (run.sh trains conformer_transducer/exp).
 set -euo pipefail
+# The body is one block that bash parses before running it, so editing this file while a
+# long run of it goes on cannot change or break that run (bash reads scripts as it goes).
+{
 
 stage=1
 stop_stage=4
@@ -127,3 +130,5 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   python3 ../../../local/compare_quantizers.py --float-dir "$float_dir" --float-epoch "$float_epoch" \
     --decoding-method "$decoding_method" --out-dir "$out_dir" "${args[@]}"
 fi
+exit
+}

@@ -27,6 +27,9 @@
 #  stage 4: comparison table (unfold_comparison/comparison.md, .json)
 # Needs ./prepare.sh to have run (run.sh stage 1 does it).
 set -euo pipefail
+# The body is one block that bash parses before running it, so editing this file while a
+# long run of it goes on cannot change or break that run (bash reads scripts as it goes).
+{
 
 stage=1
 stop_stage=4
@@ -126,3 +129,5 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
     --grid "$subnets" \
     --out-dir "$out_dir"
 fi
+exit
+}

@@ -4,7 +4,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from allinone.quant.layers import QConv1d
+from allinone.quant.layers import QConv1d, run_at_bits
 from allinone.subnet import FLOAT_BITS
 
 
@@ -71,5 +71,4 @@ class StatelessDecoder(nn.Module):
                 f"without padding the history must hold exactly {self.context_size} tokens, "
                 f"got {emb.size(-1)}"
             )
-        out = self.conv(emb, bits) if isinstance(self.conv, QConv1d) else self.conv(emb)
-        return F.relu(out.permute(0, 2, 1))
+        return F.relu(run_at_bits(self.conv, emb, bits).permute(0, 2, 1))

@@ -3,13 +3,8 @@
 import torch
 import torch.nn as nn
 
-from allinone.quant.layers import QLinear
+from allinone.quant.layers import QLinear, run_at_bits
 from allinone.subnet import FLOAT_BITS
-
-
-def run_linear(layer: nn.Module, x: torch.Tensor, bits: int) -> torch.Tensor:
-    """``layer(x)``, at ``bits`` if the layer quantizes its weight (a float layer ignores ``bits``)."""
-    return layer(x, bits) if isinstance(layer, QLinear) else layer(x)
 
 
 class Joiner(nn.Module):
@@ -38,11 +33,11 @@ class Joiner(nn.Module):
 
     def project_encoder(self, encoder_out: torch.Tensor, bits: int = FLOAT_BITS) -> torch.Tensor:
         """(..., encoder_dim) -> (..., joiner_dim)."""
-        return run_linear(self.encoder_proj, encoder_out, bits)
+        return run_at_bits(self.encoder_proj, encoder_out, bits)
 
     def project_decoder(self, decoder_out: torch.Tensor, bits: int = FLOAT_BITS) -> torch.Tensor:
         """(..., decoder_dim) -> (..., joiner_dim)."""
-        return run_linear(self.decoder_proj, decoder_out, bits)
+        return run_at_bits(self.decoder_proj, decoder_out, bits)
 
     def forward(
         self,
@@ -65,4 +60,4 @@ class Joiner(nn.Module):
         if project_input:
             encoder_out = self.project_encoder(encoder_out, bits)
             decoder_out = self.project_decoder(decoder_out, bits)
-        return run_linear(self.output_linear, torch.tanh(encoder_out + decoder_out), bits)
+        return run_at_bits(self.output_linear, torch.tanh(encoder_out + decoder_out), bits)

@@ -11,8 +11,8 @@ from allinone.losses import get_rnnt_backend
 from allinone.losses.distill import masked_kl
 from allinone.nn.conformer import ConformerEncoder
 from allinone.nn.decoder import StatelessDecoder
-from allinone.nn.joiner import Joiner, run_linear
-from allinone.quant.layers import QLinear, configure_quantizers
+from allinone.nn.joiner import Joiner
+from allinone.quant.layers import QLinear, configure_quantizers, run_at_bits
 from allinone.quant.quantizer import QuantConfig
 from allinone.subnet import FLOAT_BITS, FULL, HEAD_CLASS, MIXED_BITS, SubnetConfig, SubnetError
 
@@ -336,7 +336,7 @@ class Transducer(nn.Module):
         layer at ``head_bits``."""
         if self.ctc_output is None:
             raise ValueError("this model has no CTC head (trained without --use-ctc)")
-        return run_linear(self.ctc_output, encoder_out, head_bits).float().log_softmax(-1)
+        return run_at_bits(self.ctc_output, encoder_out, head_bits).float().log_softmax(-1)
 
     def ctc_loss(
         self,

@@ -196,6 +196,11 @@ class QConv2d(_QConvMixin, nn.Conv2d):
 QUANT_LAYERS = (QLinear, QConv1d, QConv2d)
 
 
+def run_at_bits(layer: nn.Module, x: torch.Tensor, bits: int) -> torch.Tensor:
+    """``layer(x)``, at ``bits`` if the layer quantizes its weight (a float layer ignores ``bits``)."""
+    return layer(x, bits) if isinstance(layer, QUANT_LAYERS) else layer(x)
+
+
 def quant_layers(model: nn.Module):
     """(name, layer) of every quantized layer of ``model``."""
     return [(n, m) for n, m in model.named_modules() if isinstance(m, QUANT_LAYERS)]

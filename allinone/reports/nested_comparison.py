@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from allinone.decoding.subnet_report import read_subnet_summary
 from allinone.subnet import SubnetConfig, SubnetError
-from allinone.training.recipe import RECIPE_KEYS, config_differences
+from allinone.training.recipe import QUANTIZER_ONLY_MODEL_OPTIONS, RECIPE_KEYS, config_differences
 from allinone.utils.checkpoint import load_checkpoint
 from allinone.utils.scoring import Result, compute_wer, read_recogs
 from allinone.utils.significance import mapsswe, matched_pairs_over_runs
@@ -100,21 +100,24 @@ def _float_subnet_dir(d: Path) -> bool:
     return subnet.is_float
 
 
-def _only_quantize_heads_differs(models: tuple) -> bool:
-    a, b = ({"quantize_heads": False, **(m or {})} for m in models)
-    return a != b and {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)} == {"quantize_heads"}
+def _only_quantizer_options_differ(models: tuple) -> bool:
+    """Whether two runs' model settings differ in ``QUANTIZER_ONLY_MODEL_OPTIONS`` alone."""
+    a, b = ({**QUANTIZER_ONLY_MODEL_OPTIONS, **(m or {})} for m in models)
+    differing = {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
+    return bool(differing) and differing <= set(QUANTIZER_ONLY_MODEL_OPTIONS)
 
 
 def check_same_recipe(aio_dir: Path, twin_dirs: Sequence[Path], epoch: int) -> None:
     """Refuse a comparison whose twins were trained with another recipe than the one pass
     (a different learning rate, say): their WER would not be a like-for-like reference.
 
-    One exception: a float twin (``d6-w1.0-b32``) may differ in ``quantize_heads`` alone,
-    since a float subnet runs no quantizer and trains identically either way
+    One exception: a float twin (``d6-w1.0-b32``) may differ in model options that act on
+    quantizers only (``QUANTIZER_ONLY_MODEL_OPTIONS``, e.g. ``quantize_heads``), since a
+    float subnet runs no quantizer and trains identically either way
     (``tests/e2e/test_all_in_one.py`` checks this bit for bit)."""
     for d in twin_dirs:
         diff = recipe_differences(aio_dir, d, epoch)
-        if set(diff) == {"model"} and _float_subnet_dir(d) and _only_quantize_heads_differs(diff["model"]):
+        if set(diff) == {"model"} and _float_subnet_dir(d) and _only_quantizer_options_differ(diff["model"]):
             continue
         if diff:
             what = "; ".join(f"{k} {a!r} vs {b!r}" for k, (a, b) in diff.items())

@@ -155,12 +155,7 @@ def _weighted_sample(rng: random.Random, weights: Sequence[float], k: int) -> se
     left = list(range(len(weights)))
     picked = set()
     for _ in range(k):
-        x = rng.random() * sum(weights[i] for i in left)
-        for i in left:
-            x -= weights[i]
-            if x < 0:
-                break
-        # (a rounding remainder leaves i at the last index, which is then the pick)
+        (i,) = rng.choices(left, weights=[weights[j] for j in left])
         left.remove(i)
         picked.add(i)
     return picked

@@ -32,3 +32,13 @@ def test_decoded_matches_only_the_summary_of_that_epoch_or_tag(tmp_path):
     assert _bash("decoded exp modified_beam_search packed", tmp_path).returncode != 0
     (out / "subnet-summary-modified_beam_search_beam_4-packed.json").touch()
     assert _bash("decoded exp modified_beam_search packed", tmp_path).returncode == 0
+
+
+def test_resume_flag_follows_an_experiment_directory_that_is_a_symlink(tmp_path):
+    # Experiment directories are often links to a larger disk; a resume that missed the
+    # checkpoints behind the link would start over and overwrite them.
+    real = tmp_path / "big_disk/exp"
+    real.mkdir(parents=True)
+    (real / "epoch-5.pt").touch()
+    (tmp_path / "exp").symlink_to(real)
+    assert _bash("resume_flag exp", tmp_path).stdout.strip() == "--start-epoch 6"

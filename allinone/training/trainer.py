@@ -11,6 +11,7 @@ import copy
 import json
 import logging
 import math
+import re
 import resource
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -317,9 +318,23 @@ class Trainer:
         logging.info(f"saved {path}")
 
     def _prune_batch_checkpoints(self) -> None:
-        ckpts = sorted(self.exp_dir.glob("checkpoint-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
+        ckpts = [self.exp_dir / f"checkpoint-{n}.pt" for n in _numbered(self.exp_dir, "checkpoint")]
         for old in ckpts[: -self.cfg.keep_last_k] if self.cfg.keep_last_k > 0 else []:
             old.unlink()
+
+    def _refuse_to_start_over(self) -> None:
+        """A fresh start in a directory that holds a run's checkpoints would overwrite them
+        one by one; name the resume flags instead (the usual cause is a forgotten one)."""
+        epochs, batches = (_numbered(self.exp_dir, prefix) for prefix in ("epoch", "checkpoint"))
+        flags = ([f"--start-epoch {epochs[-1] + 1}"] if epochs else []) + (
+            [f"--start-batch {batches[-1]}"] if batches else []
+        )
+        if flags:
+            raise ValueError(
+                f"{self.exp_dir} already holds a run's checkpoints; training from scratch would "
+                f"overwrite them. Continue that run with {' or '.join(flags)}, or give another "
+                "--exp-dir"
+            )
 
     def resume(self) -> None:
         """Load the checkpoint named by ``--start-batch`` or ``--start-epoch``, if any."""
@@ -329,6 +344,7 @@ class Trainer:
         elif cfg.start_epoch > 1:
             path = self.exp_dir / f"epoch-{cfg.start_epoch - 1}.pt"
         else:
+            self._refuse_to_start_over()
             return
         state = load_checkpoint(path)
         # from_dict fills options added after the checkpoint was written with their defaults.
@@ -697,6 +713,12 @@ def run_rank(rank: int, cfg: TrainConfig) -> None:
         Trainer(cfg, rank).run()
     finally:
         cleanup_dist()
+
+
+def _numbered(exp_dir: Path, prefix: str) -> List[int]:
+    """The sorted N of the ``<prefix>-<N>.pt`` files in ``exp_dir``."""
+    found = (re.fullmatch(rf"{prefix}-(\d+)\.pt", p.name) for p in exp_dir.glob(f"{prefix}-*.pt"))
+    return sorted(int(m.group(1)) for m in found if m)
 
 
 def train(cfg: TrainConfig) -> None:

@@ -140,6 +140,22 @@ def test_a_finished_run_continued_to_more_epochs_equals_a_longer_run(tiny_corpus
     assert_same_state(reference_run / "epoch-2.pt", exp / "epoch-2.pt")
 
 
+def test_a_fresh_start_over_a_run_is_refused_and_leaves_its_checkpoints(tiny_corpus, reference_run, tmp_path):
+    """Without a resume flag, train.py would write epoch-1.pt and checkpoint-N.pt over the
+    run already in --exp-dir; it names the flags that continue that run instead."""
+    root, lang = tiny_corpus
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    kept = {name: (reference_run / name).read_bytes() for name in ("epoch-1.pt", "checkpoint-3.pt")}
+    for name, data in kept.items():
+        (exp / name).write_bytes(data)
+    out = subprocess.run(train_cmd(root, lang, exp), capture_output=True, text=True, env=_env(), timeout=300)
+    assert out.returncode != 0
+    assert "--start-epoch 2 or --start-batch 3" in out.stdout + out.stderr
+    assert {p.name for p in exp.glob("*.pt")} == set(kept)
+    assert all((exp / name).read_bytes() == data for name, data in kept.items())
+
+
 def test_resume_from_truncated_checkpoint_names_the_file(tiny_corpus, reference_run, tmp_path):
     root, lang = tiny_corpus
     exp = tmp_path / "exp"

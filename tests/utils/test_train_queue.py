@@ -1,5 +1,6 @@
 """The shell helpers recipe scripts use to resume trainings and skip finished decodes."""
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -18,6 +19,21 @@ def test_resume_flag_names_the_epoch_after_the_newest_checkpoint(tmp_path):
         (exp / f"epoch-{k}.pt").touch()
     assert _bash("resume_flag exp", tmp_path).stdout.strip() == "--start-epoch 11"
     assert _bash("resume_flag missing", tmp_path).returncode == 0
+
+
+def test_resume_flag_continues_mid_epoch_from_a_checkpoint_newer_than_every_epoch(tmp_path):
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    for k in (9, 10):  # killed in epoch 1: checkpoints only, the numerically newest wins
+        (exp / f"checkpoint-{k}.pt").touch()
+    (exp / "checkpoint-avg.pt").touch()  # not a checkpoint-N.pt
+    assert _bash("resume_flag exp", tmp_path).stdout.strip() == "--start-batch 10"
+    (exp / "epoch-2.pt").touch()
+    os.utime(exp / "checkpoint-10.pt", (1_000, 1_000))
+    os.utime(exp / "epoch-2.pt", (2_000, 2_000))  # epoch 2 ended after the last checkpoint
+    assert _bash("resume_flag exp", tmp_path).stdout.strip() == "--start-epoch 3"
+    os.utime(exp / "checkpoint-10.pt", (3_000, 3_000))  # then epoch 3 was killed
+    assert _bash("resume_flag exp", tmp_path).stdout.strip() == "--start-batch 10"
 
 
 def test_decoded_matches_only_the_summary_of_that_epoch_or_tag(tmp_path):

@@ -5,7 +5,7 @@
 #                                    [--exp-dir DIR] [--max-duration SEC]
 #  stage 0: install Debian and Python dependencies (utils/install_deps.sh)
 #  stage 1: ./prepare.sh (synthesis, fbank, BPE and lang dir; skips finished stages)
-#  stage 2: train the Conformer transducer
+#  stage 2: train the Conformer transducer (a killed run continues from its newest epoch-K.pt)
 #  stage 3: decode test-seen and test-unseen: transducer greedy and modified beam search,
 #           CTC head through HLG (kaldifst graphs, kaldi-decoder; LM scale 0.1, the best of
 #           a dev sweep in RESULTS.md: the digit strings are random, so the LM barely helps)
@@ -26,6 +26,8 @@ cd "$script_dir"
 . ../../../utils/parse_options.sh
 
 log() { echo "$(date '+%Y-%m-%d %H:%M:%S') (run.sh:${BASH_LINENO[0]}) $*"; }
+# resume_flag: "--start-epoch K+1" when the exp dir holds epoch-K.pt
+. ../../../utils/train_queue.sh
 start=$(date +%s)
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
@@ -44,7 +46,8 @@ if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   if [ -f "$exp_dir/epoch-$num_epochs.pt" ]; then
     log "$exp_dir/epoch-$num_epochs.pt exists, skipping training"
   else
-    ./conformer_transducer/train.py \
+    # shellcheck disable=SC2046  # the resume flag is empty or two words
+    ./conformer_transducer/train.py $(resume_flag $exp_dir) \
       --num-epochs $num_epochs \
       --exp-dir $exp_dir \
       --max-duration $max_duration \

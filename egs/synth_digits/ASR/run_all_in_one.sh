@@ -107,7 +107,7 @@ if [ -n "$repeat_seed" ] || [ -n "$repeat_subnets" ]; then
   repeat_names=${repeat_subnets//,/ }
 fi
 
-# run_queue (one thread per training), resume_flag (continue from the newest epoch-K.pt),
+# run_queue (one thread per training), resume_flag (continue an interrupted run),
 # decoded (a decoding summary exists)
 . ../../../utils/train_queue.sh
 

@@ -47,7 +47,7 @@ float_ckpt=$float_dir/epoch-$float_epoch.pt
 mkdir -p "$root" "$out_dir"
 num_layers=$(python3 -c "import torch,sys; print(torch.load(sys.argv[1], map_location='cpu', weights_only=False)['model_config']['num_layers'])" "$float_ckpt")
 d="d$num_layers-w1.0"
-# run_queue (one thread per training), resume_flag (continue from the newest epoch-K.pt),
+# run_queue (one thread per training), resume_flag (continue an interrupted run),
 # decoded (a decoding summary exists)
 . ../../../utils/train_queue.sh
 

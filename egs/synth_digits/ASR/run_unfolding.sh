@@ -74,7 +74,7 @@ log "$num_blocks physical blocks; seed $seed; grid (name:plain twin:depth): $pai
 warmup=""
 if [ "$seed_warmup_batches" -gt 0 ]; then warmup="--warmup-subnet $seed --warmup-subnet-batches $seed_warmup_batches"; fi
 
-# run_queue (one thread per training), resume_flag (continue from the newest epoch-K.pt),
+# run_queue (one thread per training), resume_flag (continue an interrupted run),
 # decoded (a decoding summary exists)
 . ../../../utils/train_queue.sh
 

@@ -29,7 +29,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, defaults: Dict) -> None
     )
     helps = {
         "world_size": "number of data-parallel processes (gloo on CPU, nccl on GPU)",
-        "start_epoch": "resume from epoch-(N-1).pt and train epoch N onwards",
+        "start_epoch": "resume from epoch-(N-1).pt and train epoch N onwards (without this or "
+        "--start-batch, an --exp-dir holding checkpoints is refused, not overwritten)",
         "start_batch": "resume from checkpoint-N.pt (N = global batch index) at the next unseen batch",
         "max_duration": "seconds of audio per batch",
         "save_every_n": "write checkpoint-<global batch>.pt every N batches (0: never)",

@@ -11,7 +11,6 @@ import copy
 import json
 import logging
 import math
-import re
 import resource
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -45,6 +44,7 @@ from allinone.training.nested import (
     parse_subnet_weights,
 )
 from allinone.training.recipe import OPTIMISATION_KEYS, config_differences
+from allinone.training.resume import continuation_flags, numbered
 from allinone.training.schedule import WarmupDecaySchedule, transducer_loss_scales
 from allinone.unfold import max_occurrences, statistics_keys
 from allinone.utils.checkpoint import get_rng_state, load_checkpoint, save_checkpoint_atomic, set_rng_state
@@ -318,22 +318,20 @@ class Trainer:
         logging.info(f"saved {path}")
 
     def _prune_batch_checkpoints(self) -> None:
-        ckpts = [self.exp_dir / f"checkpoint-{n}.pt" for n in _numbered(self.exp_dir, "checkpoint")]
+        ckpts = [self.exp_dir / f"checkpoint-{n}.pt" for n in numbered(self.exp_dir, "checkpoint")]
         for old in ckpts[: -self.cfg.keep_last_k] if self.cfg.keep_last_k > 0 else []:
             old.unlink()
 
     def _refuse_to_start_over(self) -> None:
         """A fresh start in a directory that holds a run's checkpoints would overwrite them
-        one by one; name the resume flags instead (the usual cause is a forgotten one)."""
-        epochs, batches = (_numbered(self.exp_dir, prefix) for prefix in ("epoch", "checkpoint"))
-        flags = ([f"--start-epoch {epochs[-1] + 1}"] if epochs else []) + (
-            [f"--start-batch {batches[-1]}"] if batches else []
-        )
+        one by one; name the flags that continue that run instead (the usual cause of a
+        fresh start there is a forgotten one)."""
+        flags = continuation_flags(self.exp_dir)
         if flags:
             raise ValueError(
                 f"{self.exp_dir} already holds a run's checkpoints; training from scratch would "
-                f"overwrite them. Continue that run with {' or '.join(flags)}, or give another "
-                "--exp-dir"
+                f"overwrite them. Continue that run with {' '.join(flags)} (a finished run also "
+                "with a larger --num-epochs), or give another --exp-dir"
             )
 
     def resume(self) -> None:
@@ -713,12 +711,6 @@ def run_rank(rank: int, cfg: TrainConfig) -> None:
         Trainer(cfg, rank).run()
     finally:
         cleanup_dist()
-
-
-def _numbered(exp_dir: Path, prefix: str) -> List[int]:
-    """The sorted N of the ``<prefix>-<N>.pt`` files in ``exp_dir``."""
-    found = (re.fullmatch(rf"{prefix}-(\d+)\.pt", p.name) for p in exp_dir.glob(f"{prefix}-*.pt"))
-    return sorted(int(m.group(1)) for m in found if m)
 
 
 def train(cfg: TrainConfig) -> None:

@@ -5,7 +5,7 @@
 #                                    [--exp-dir DIR] [--max-duration SEC]
 #  stage 0: install Debian and Python dependencies (utils/install_deps.sh)
 #  stage 1: ./prepare.sh (synthesis, fbank, BPE and lang dir; skips finished stages)
-#  stage 2: train the Conformer transducer (a killed run continues from its newest epoch-K.pt)
+#  stage 2: train the Conformer transducer (rerun after a kill, it continues the run)
 #  stage 3: decode test-seen and test-unseen: transducer greedy and modified beam search,
 #           CTC head through HLG (kaldifst graphs, kaldi-decoder; LM scale 0.1, the best of
 #           a dev sweep in RESULTS.md: the digit strings are random, so the LM barely helps)
@@ -26,7 +26,7 @@ cd "$script_dir"
 . ../../../utils/parse_options.sh
 
 log() { echo "$(date '+%Y-%m-%d %H:%M:%S') (run.sh:${BASH_LINENO[0]}) $*"; }
-# resume_flag: "--start-epoch K+1" when the exp dir holds epoch-K.pt
+# resume_flag: the train.py flags that continue the run in the exp dir, if any
 . ../../../utils/train_queue.sh
 start=$(date +%s)
 

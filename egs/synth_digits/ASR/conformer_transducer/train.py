@@ -6,7 +6,6 @@ Usage (from egs/synth_digits/ASR, after ./prepare.sh):
   ./conformer_transducer/train.py \
     --world-size 1 \
     --num-epochs 10 \
-    --start-epoch 1 \
     --exp-dir conformer_transducer/exp \
     --max-duration 60 \
     --bpe-model data/lang_bpe_64/bpe.model
@@ -14,6 +13,9 @@ Usage (from egs/synth_digits/ASR, after ./prepare.sh):
 Resume after an interruption at the next unseen batch of checkpoint-600.pt:
 
   ./conformer_transducer/train.py --start-batch 600 --exp-dir conformer_transducer/exp ...
+
+(`python3 -m allinone.training.resume conformer_transducer/exp` prints the flags that
+continue a run; a fresh start into a directory that holds checkpoints is refused.)
 
 Outputs in --exp-dir: epoch-N.pt, checkpoint-N.pt, best-valid-loss.pt, log/log-train-*,
 tensorboard/.

@@ -13,13 +13,14 @@ from typing import Dict, Optional
 
 from allinone.quant.mixed import format_bit_map
 from allinone.reports.nested_comparison import load_decoded, mapsswe_per_set, train_seconds
+from allinone.training.resume import numbered
 
 
 def _last_epoch(exp_dir: Path) -> int:
-    epochs = [int(p.stem.split("-")[1]) for p in Path(exp_dir).glob("epoch-*.pt")]
+    epochs = numbered(exp_dir, "epoch")
     if not epochs:
         raise FileNotFoundError(f"no epoch-N.pt in {exp_dir}: has the run finished?")
-    return max(epochs)
+    return epochs[-1]
 
 
 def quant_row(

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from allinone.decoding.subnet_report import read_subnet_summary
+from allinone.reports.decoded_archive import read_run_record
 from allinone.subnet import SubnetConfig, SubnetError
 from allinone.training.recipe import QUANTIZER_ONLY_MODEL_OPTIONS, RECIPE_KEYS, config_differences
-from allinone.utils.checkpoint import load_checkpoint
 from allinone.utils.scoring import Result, compute_wer, read_recogs
 from allinone.utils.significance import mapsswe, matched_pairs_over_runs
 
@@ -53,27 +53,27 @@ def load_decoded(exp_dir: Path, method: str, epoch: Optional[int]) -> Dict[str, 
     for row in read_subnet_summary(summary):
         d = DecodedSubnet(row.subnet, row.stored_bytes, row.compression, row.params, row.rtf, row.wer)
         for test_set in row.wer:
+            # .txt in an exp dir, .txt.gz in an archive (allinone.reports.decoded_archive)
             pattern = f"recogs-{test_set}-*-{row.subnet}-{tail}.txt"
-            d.results[test_set] = read_recogs(_one(sorted(res_dir.glob(pattern)), pattern, res_dir))
+            found = sorted(res_dir.glob(pattern)) + sorted(res_dir.glob(pattern + ".gz"))
+            d.results[test_set] = read_recogs(_one(found, pattern, res_dir))
         out[row.subnet] = d
     return out
 
 
 @lru_cache(maxsize=None)
-def _run_record(path: Path) -> Dict:
-    """What the report reads from one ``epoch-N.pt``: its times and training config. Loaded
-    once per file, however many comparisons ask (a checkpoint holds the whole model)."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} missing: did training reach that epoch?")
-    state = load_checkpoint(path)
-    return {k: state.get(k) for k in ("train_seconds", "train_cpu_seconds", "train_config")}
+def _run_record(run_dir: Path, epoch: int) -> Dict:
+    """What the report reads from one ``epoch-N.pt`` (or its archived record): its times and
+    training config. Loaded once per run, however many comparisons ask (a checkpoint holds
+    the whole model)."""
+    return read_run_record(run_dir, epoch)
 
 
 def _record_field(exp_dir: Path, epoch: int, key: str):
-    path = (Path(exp_dir) / f"epoch-{epoch}.pt").resolve()
-    value = _run_record(path)[key]
+    run_dir = Path(exp_dir).resolve()
+    value = _run_record(run_dir, epoch)[key]
     if value is None:
-        raise ValueError(f"{path} records no {key} (written by an older train.py)")
+        raise ValueError(f"{run_dir}/epoch-{epoch}.pt records no {key} (written by an older train.py)")
     return value
 
 

@@ -8,6 +8,7 @@ A result is a ``(cut_id, ref_words, hyp_words)`` triple.
 """
 
 import ast
+import gzip
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -127,10 +128,12 @@ def write_recogs(path: PathLike, results: Sequence[Result]) -> None:
 
 
 def read_recogs(path: PathLike) -> list[Result]:
-    """Read a file written by :func:`write_recogs` back into result triples (in file order)."""
+    """Read a file written by :func:`write_recogs` back into result triples (in file order);
+    a ``.gz`` file (an archived run, :mod:`allinone.reports.decoded_archive`) is decompressed."""
     refs: dict[str, list[str]] = {}
     results: list[Result] = []
-    with open(path, encoding="utf-8") as f:
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             cut_id, sep, rest = line.rstrip("\n").rpartition(":\t")
             kind, _, words = rest.partition("=")

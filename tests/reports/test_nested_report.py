@@ -1,5 +1,7 @@
 """The all-in-one comparison: verdict labels, the same-recipe check, pooling runs of several seeds."""
 
+import gzip
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -7,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from allinone.decoding.subnet_report import SubnetRow, write_subnet_summary
+from allinone.reports.decoded_archive import archive_run
 from allinone.reports.nested_comparison import (
     DecodedSubnet,
     check_same_recipe,
@@ -267,3 +270,49 @@ def test_runs_from_before_an_option_existed_have_its_old_value(tmp_path):
     assert recipe_differences(old, new, 3) == {}
     relaxed = _run_dir(tmp_path, "relaxed", unfold_relax=True)
     assert recipe_differences(old, relaxed, 3) == {"unfold_relax": (False, True)}
+
+
+def test_an_archived_grid_gives_the_report_of_its_exp_dirs(tmp_path):
+    ok = ["one two three four", "five six seven eight", "nine zero one two"]
+    bad = ["one two three", "five six seven", "nine zero one"]
+    grid = [("big", 1.0), ("small", 8.0)]
+    runs = []
+    for seed, hyps in ((42, bad), (43, ok)):
+        aio = _fake_run(tmp_path / "exp", f"aio{seed}", grid, seed, hyps, 10.0 + seed)
+        for sub, c in grid:
+            _fake_run(tmp_path / "exp" / f"ind{seed}", sub, [(sub, c)], seed, ok, 7.0)
+        runs.append((aio, tmp_path / "exp" / f"ind{seed}"))
+    before = compare(runs, "greedy_search", 1)
+
+    archived = []
+    for aio, root in runs:
+        archive_run(aio, tmp_path / "kept" / aio.name, "greedy_search", 1)
+        for sub, _ in grid:
+            archive_run(root / sub, tmp_path / "kept" / root.name / sub, "greedy_search", 1)
+        archived.append((tmp_path / "kept" / aio.name, tmp_path / "kept" / root.name))
+    shutil.rmtree(tmp_path / "exp")  # the checkpoints and plain recogs are gone
+    assert not list((tmp_path / "kept").rglob("*.pt"))
+    after = compare(archived, "greedy_search", 1)
+    assert {k: v for k, v in after.items() if k != "runs"} == {k: v for k, v in before.items() if k != "runs"}
+    # the pooled test had the utterances
+    assert after["per_run_significantly_worse"] == [["big", "small"], []]
+
+    first = sorted((tmp_path / "kept" / "aio42" / "greedy_search").glob("recogs-*.gz"))[0]
+    again = tmp_path / "again"
+    (again / "greedy_search").mkdir(parents=True)
+    # an exp dir recreated from the archive re-archives to the same bytes
+    with gzip.open(first, "rt") as f_in, open(again / "greedy_search" / first.name[:-3], "w") as f_out:
+        f_out.write(f_in.read())
+    shutil.copy(tmp_path / "kept" / "aio42" / "run-record-epoch-1.json", again)
+    for summary in (tmp_path / "kept" / "aio42" / "greedy_search").glob("subnet-summary-*"):
+        shutil.copy(summary, again / "greedy_search")
+    archive_run(again, tmp_path / "again_kept", "greedy_search", 1)
+    assert (tmp_path / "again_kept" / "greedy_search" / first.name).read_bytes() == first.read_bytes()
+
+
+def test_archiving_names_what_is_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"epoch-2.pt missing"):
+        archive_run(tmp_path, tmp_path / "out", "greedy_search", 2)
+    save_checkpoint_atomic({"model": {}, "train_config": {}, "train_seconds": 1.0}, tmp_path / "epoch-2.pt")
+    with pytest.raises(FileNotFoundError, match=r"greedy_search: nothing decoded from epoch 2"):
+        archive_run(tmp_path, tmp_path / "out", "greedy_search", 2)

@@ -8,30 +8,50 @@ Usage (from a recipe directory, e.g. egs/synth_digits/ASR):
     conformer_transducer/exp_all_in_one_k1w300_heads_seed43 \
     conformer_transducer/exp_individual_heads_seed43/*/
 
-Each run dir R is archived to OUT_ROOT/<R relative to the recipe dir, without its first
-component>, e.g. conformer_transducer/exp_individual_heads_seed43/d6-w1.0-b2 to
+Each run dir R is archived to OUT_ROOT/<R relative to --base>; --base defaults to the
+parent of OUT_ROOT, so conformer_transducer/exp_individual_heads_seed43/d6-w1.0-b2 goes to
 conformer_transducer/decoded/exp_individual_heads_seed43/d6-w1.0-b2: the decoding summary,
 the recogs (gzipped) and run-record-epoch-N.json (times and recipe from epoch-N.pt). The
 archived dirs stand in for the exp dirs in local/compare_all_in_one.py, e.g.
 --individual-root conformer_transducer/decoded/exp_individual_heads_seed43.
-Runs not yet trained or decoded to --epoch are skipped with a message.
+Runs not yet trained or decoded to --epoch are skipped with a message; a run dir outside
+--base, or two run dirs that would share an archive, are refused before anything is written.
 """
 
 import argparse
+import os
 import sys
 from pathlib import Path
+from typing import List
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root
 
 from allinone.reports.decoded_archive import archive_run  # noqa: E402
 
 
-def archive_name(run_dir: Path) -> Path:
-    """``recipe/exp_x/sub`` -> ``exp_x/sub``: the run's path below its recipe directory."""
-    parts = Path(run_dir).parts
-    if len(parts) < 2:
-        raise ValueError(f"{run_dir}: give run dirs as <recipe>/<exp dir>[/<subnet>]")
-    return Path(*parts[1:])
+def archive_dirs(run_dirs: List[Path], out_root: Path, base: Path) -> List[Path]:
+    """The archive of each run dir: ``out_root / <run dir relative to base>``.
+
+    Raises:
+        ValueError: a run dir is not below ``base``, or two run dirs map to one archive.
+    """
+    # abspath, not resolve: a symlinked run dir is archived under its own name
+    base = Path(os.path.abspath(base))
+    out = []
+    for run_dir in run_dirs:
+        try:
+            rel = Path(os.path.abspath(run_dir)).relative_to(base)
+        except ValueError:
+            raise ValueError(f"{run_dir} is not below --base {base}") from None
+        if rel == Path("."):
+            raise ValueError(f"{run_dir} is --base itself: give the exp dirs below it")
+        out.append(out_root / rel)
+    seen = {}
+    for run_dir, dst in zip(run_dirs, out):
+        if dst in seen:
+            raise ValueError(f"{seen[dst]} and {run_dir} would both be archived to {dst}")
+        seen[dst] = run_dir
+    return out
 
 
 def main() -> None:
@@ -40,10 +60,16 @@ def main() -> None:
     p.add_argument("--epoch", type=int, required=True)
     p.add_argument("--decoding-method", default="modified_beam_search")
     p.add_argument("--out-root", type=Path, required=True)
+    p.add_argument(
+        "--base", type=Path, help="run dirs are named by their path below it (default: OUT_ROOT/..)"
+    )
     args = p.parse_args()
+    try:
+        outs = archive_dirs(args.run_dirs, args.out_root, args.base or args.out_root.parent)
+    except ValueError as e:
+        sys.exit(str(e))
     skipped = 0
-    for run_dir in args.run_dirs:
-        out = args.out_root / archive_name(run_dir)
+    for run_dir, out in zip(args.run_dirs, outs):
         try:
             written = archive_run(run_dir, out, args.decoding_method, args.epoch)
         except FileNotFoundError as e:

@@ -3,11 +3,12 @@
 An exp dir holds tens of megabytes of checkpoints, but the all-in-one comparison
 (:mod:`allinone.reports.nested_comparison`) reads only three kinds of small file from it:
 the per-subnet decoding summary, the per-utterance ``recogs-*`` files (for the significance
-tests and for pooling seeds) and, from ``epoch-N.pt``, the training times and the recipe. :func:`archive_run` copies those into a directory laid out like the
-exp dir, small enough to commit: the recogs gzip-compressed, the checkpoint replaced by
-``run-record-epoch-N.json``. That comparison accepts such a directory wherever it accepts
-an exp dir, so a verdict that pools runs trained on different machines (or in sessions whose
-exp dirs are gone) can be recomputed from the repository alone.
+tests and for pooling seeds) and, from ``epoch-N.pt``, the training times and the recipe.
+:func:`archive_run` copies those into a directory laid out like the exp dir, small enough to
+commit: the recogs gzip-compressed, the checkpoint replaced by ``run-record-epoch-N.json``.
+That comparison accepts such a directory wherever it accepts an exp dir, so a verdict that
+pools runs trained on different machines (or in sessions whose exp dirs are gone) can be
+recomputed from the repository alone.
 """
 
 import gzip
@@ -59,10 +60,16 @@ def archive_run(exp_dir: Path, out_dir: Path, method: str, epoch: int) -> List[P
     summaries = sorted(res_dir.glob(f"subnet-summary-*-{tail}*.json"))
     recogs = sorted(res_dir.glob(f"recogs-*-{tail}*.txt"))
     if not summaries or not recogs:
+        gzipped = list(res_dir.glob(f"recogs-*-{tail}*.txt.gz"))
+        already = " (its recogs are gzipped: it is an archive already)" if gzipped else ""
         raise FileNotFoundError(
-            f"{res_dir}: nothing decoded from epoch {epoch} (no subnet summary or recogs)"
+            f"{res_dir}: nothing decoded from epoch {epoch} (no subnet summary or recogs){already}"
         )
     (out_dir / method).mkdir(parents=True, exist_ok=True)
+    # An earlier archive of this epoch may hold files of another decoding tag; the report
+    # wants exactly one summary per run, so this archive replaces them all.
+    for old in (out_dir / method).glob(f"*-{tail}*"):
+        old.unlink()
     written = []
     path = run_record_path(out_dir, epoch)
     path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")

@@ -73,7 +73,10 @@ def _record_field(exp_dir: Path, epoch: int, key: str):
     run_dir = Path(exp_dir).resolve()
     value = _run_record(run_dir, epoch)[key]
     if value is None:
-        raise ValueError(f"{run_dir}/epoch-{epoch}.pt records no {key} (written by an older train.py)")
+        raise ValueError(
+            f"{run_dir}: epoch {epoch} records no {key} (its epoch-{epoch}.pt or archived run record "
+            "was written by an older train.py)"
+        )
     return value
 
 

@@ -50,3 +50,21 @@ def test_nothing_to_archive_is_an_error(tmp_path):
     _run(tmp_path, "recipe/exp_x", decoded=False)
     out = _archive(tmp_path, "recipe/exp_x")
     assert out.returncode != 0 and "nothing archived" in out.stderr
+
+
+def test_run_dirs_that_would_share_an_archive_or_lie_outside_the_base_are_refused(tmp_path):
+    a = _run(tmp_path, "recipe/exp_ind_seed42/d6-w1.0-b2", decoded=True)
+    b = _run(tmp_path, "recipe/exp_ind_seed43/d6-w1.0-b2", decoded=True)
+    out = _archive(tmp_path, str(a), str(b), "--base", str(a.parent))  # b is not below the base
+    assert out.returncode != 0 and "exp_ind_seed43/d6-w1.0-b2 is not below --base" in out.stderr
+    out = _archive(tmp_path, "recipe/exp_ind_seed42/d6-w1.0-b2", "recipe/exp_ind_seed42/d6-w1.0-b2/")
+    assert out.returncode != 0 and "would both be archived to" in out.stderr
+    assert not (tmp_path / "recipe" / "decoded").exists()  # refused before anything was written
+    (tmp_path / "recipe" / "exp_link").symlink_to("exp_ind_seed43")
+    out = _archive(tmp_path, "recipe/exp_ind_seed42/d6-w1.0-b2", "recipe/exp_link/d6-w1.0-b2")
+    assert out.returncode == 0, out.stderr
+    kept = sorted(
+        p.relative_to(tmp_path / "recipe" / "decoded").parts[0]
+        for p in (tmp_path / "recipe" / "decoded").iterdir()
+    )
+    assert kept == ["exp_ind_seed42", "exp_link"]  # a symlinked dir keeps the name it was given

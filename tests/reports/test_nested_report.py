@@ -308,6 +308,15 @@ def test_an_archived_grid_gives_the_report_of_its_exp_dirs(tmp_path):
         shutil.copy(summary, again / "greedy_search")
     archive_run(again, tmp_path / "again_kept", "greedy_search", 1)
     assert (tmp_path / "again_kept" / "greedy_search" / first.name).read_bytes() == first.read_bytes()
+    assert first.read_bytes()[4:8] == bytes(4)  # no time stamp in the gzip header
+
+    # archiving again over an archive of another decoding tag replaces its files
+    stale = tmp_path / "again_kept" / "greedy_search" / "recogs-test-greedy_search-big-epoch-1-avg-2.txt.gz"
+    stale.write_bytes(first.read_bytes())
+    archive_run(again, tmp_path / "again_kept", "greedy_search", 1)
+    assert not stale.exists()
+    with pytest.raises(FileNotFoundError, match="it is an archive already"):
+        archive_run(tmp_path / "again_kept", tmp_path / "third", "greedy_search", 1)
 
 
 def test_archiving_names_what_is_missing(tmp_path):

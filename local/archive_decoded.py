@@ -37,7 +37,7 @@ def archive_dirs(run_dirs: List[Path], out_root: Path, base: Path) -> List[Path]
     """
     # abspath, not resolve: a symlinked run dir is archived under its own name
     base = Path(os.path.abspath(base))
-    out = []
+    source_of = {}  # archive dir -> the run dir that goes there
     for run_dir in run_dirs:
         try:
             rel = Path(os.path.abspath(run_dir)).relative_to(base)
@@ -45,13 +45,11 @@ def archive_dirs(run_dirs: List[Path], out_root: Path, base: Path) -> List[Path]
             raise ValueError(f"{run_dir} is not below --base {base}") from None
         if rel == Path("."):
             raise ValueError(f"{run_dir} is --base itself: give the exp dirs below it")
-        out.append(out_root / rel)
-    seen = {}
-    for run_dir, dst in zip(run_dirs, out):
-        if dst in seen:
-            raise ValueError(f"{seen[dst]} and {run_dir} would both be archived to {dst}")
-        seen[dst] = run_dir
-    return out
+        dst = out_root / rel
+        if dst in source_of:
+            raise ValueError(f"{source_of[dst]} and {run_dir} would both be archived to {dst}")
+        source_of[dst] = run_dir
+    return list(source_of)
 
 
 def main() -> None:

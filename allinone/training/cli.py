@@ -46,10 +46,12 @@ def add_train_arguments(parser: argparse.ArgumentParser, defaults: Dict) -> None
         "subnets": "nested training grid: a preset name (default, depth, width, bits, full) or "
         "comma-separated subnet names such as d6-w1.0-b32,d4-w0.5-b4; empty: the full float model",
         "subnet_policy": "subnets run per step: all, sandwich (largest + smallest + k random), "
-        "or auto (all up to 6 subnets, else sandwich)",
-        "sandwich_k": "random middle subnets per step under the sandwich rule",
+        "largest_random (largest + k random among all others), or auto (all up to 6 subnets, "
+        "else sandwich)",
+        "sandwich_k": "subnets drawn at random per step (sandwich: from the middle subnets; "
+        "largest_random: from all but the largest)",
         "subnet_loss_weights": "per-subnet loss weights as NAME=W,NAME=W (others 1.0)",
-        "subnet_draw_weights": "sandwich rule: relative chance of a middle subnet to be drawn, "
+        "subnet_draw_weights": "sandwich / largest_random: relative chance of a subnet to be drawn, "
         "as NAME=W,NAME=W (others 1.0; none given: uniform)",
         "distill": "add KL from the detached largest subnet to every other subnet",
         "distill_scale": "weight of a student's KL term",

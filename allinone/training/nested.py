@@ -1,7 +1,7 @@
 """Training several subnets of one nested model on the same batch.
 
-Each step runs a selection of subnets (policy ``all`` or ``sandwich``) through one
-shared model; their losses are weighted and summed so a single backward pass
+Each step runs a selection of subnets (policy ``all``, ``sandwich`` or
+``largest_random``) through one shared model; their losses are weighted and summed so a single backward pass
 accumulates every subnet's gradient in the shared weights. Optionally the largest
 subnet is a detached teacher: the others add a KL term towards its output
 distributions and scale their label losses down (``student_label_scale``).
@@ -17,7 +17,9 @@ import torch.nn as nn
 
 from allinone.subnet import SubnetConfig, SubnetError
 
-POLICIES = ("auto", "all", "sandwich")
+POLICIES = ("auto", "all", "sandwich", "largest_random")
+# Policies that run the largest subnet at every step plus k drawn from a pool of the others.
+DRAWING_POLICIES = ("sandwich", "largest_random")
 # Above this many subnets, "auto" switches from "all" to the sandwich rule.
 AUTO_ALL_MAX = 6
 
@@ -28,11 +30,15 @@ class NestedPlan:
 
     Args:
         subnets: the training grid, largest (teacher) first, smallest last.
-        policy: "all", "sandwich" or "auto" (all up to ``AUTO_ALL_MAX`` subnets, else sandwich).
-        sandwich_k: random middle subnets per step under the sandwich rule.
+        policy: "all"; "sandwich" (largest + smallest + k random middle subnets);
+            "largest_random" (largest + k random among all the others, the smallest
+            included: no subnet but the largest gets a direct update at every step);
+            or "auto" (all up to ``AUTO_ALL_MAX`` subnets, else sandwich).
+        sandwich_k: subnets drawn per step (the k of "sandwich" and "largest_random").
         loss_weights: per-subnet weight of its label losses (missing = 1).
-        draw_weights: relative chance of a middle subnet (neither largest nor smallest) to be
-            one of the sandwich rule's k random picks (missing = 1; none given = uniform).
+        draw_weights: relative chance of a subnet of the draw pool (sandwich: neither largest
+            nor smallest; largest_random: all but the largest) to be one of the k random
+            picks (missing = 1; none given = uniform).
         distill: add KL from the detached largest subnet to every other one.
         distill_scale: weight of the KL terms of a student (not multiplied by its loss weight,
             so unfolding's ``deepest + alpha * seed + beta * KL`` is ``seed=alpha``,
@@ -77,12 +83,13 @@ class NestedPlan:
     def _check_draw_weights(self) -> None:
         if not self.draw_weights:
             return
-        if self.effective_policy() != "sandwich":
+        if self.effective_policy() not in DRAWING_POLICIES:
             raise SubnetError(
-                f"draw weights only apply to the sandwich rule; this plan runs {self.effective_policy()!r}"
+                f"draw weights only apply to the policies {DRAWING_POLICIES}; this plan runs "
+                f"{self.effective_policy()!r}"
             )
-        middle = [s.name for s in self.subnets[1:-1]]
-        always = {self.subnets[0].name, self.subnets[-1].name}
+        pool = [s.name for s in self.draw_pool()]
+        always = [s.name for s in self.subnets if s.name not in pool]
         given = [name for name, _ in self.draw_weights]
         twice = sorted({n for n in given if given.count(n) > 1})
         if twice:
@@ -90,22 +97,29 @@ class NestedPlan:
         for name, weight in self.draw_weights:
             if name in always:
                 raise SubnetError(
-                    f"draw weight given for {name}, which the sandwich rule runs at every step "
-                    f"(largest and smallest); weigh only the middle subnets: {middle}"
+                    f"draw weight given for {name}, which the {self.effective_policy()} policy runs "
+                    f"at every step; weigh only the subnets it draws from: {pool}"
                 )
-            if name not in middle:
-                raise SubnetError(f"draw weight given for {name}, not in the grid; middle subnets: {middle}")
+            if name not in pool:
+                raise SubnetError(f"draw weight given for {name}, not in the grid; drawn subnets: {pool}")
             if not (math.isfinite(weight) and weight > 0):
                 raise SubnetError(
                     f"draw weight of {name} is {weight}; it must be finite and > 0 (a subnet never "
                     "drawn would keep untrained quantizer scales and normalisation statistics)"
                 )
 
+    def draw_pool(self) -> List[SubnetConfig]:
+        """The subnets the k random picks come from: the sandwich rule's middle subnets
+        (it runs the smallest at every step), or all but the largest for largest_random."""
+        if self.effective_policy() == "largest_random":
+            return list(self.subnets[1:])
+        return list(self.subnets[1:-1])
+
     def draw_probability(self, name: str) -> float:
-        """Chance that one weighted draw picks middle subnet ``name`` (k = 1)."""
+        """Chance that one weighted draw picks ``name`` from the draw pool (k = 1)."""
         weights = dict(self.draw_weights)
-        middle = [s.name for s in self.subnets[1:-1]]
-        return weights.get(name, 1.0) / sum(weights.get(n, 1.0) for n in middle)
+        pool = [s.name for s in self.draw_pool()]
+        return weights.get(name, 1.0) / sum(weights.get(n, 1.0) for n in pool)
 
     def warming_up(self, step: int) -> bool:
         """Whether global batch ``step`` (counted from 1) belongs to the warm-up phase."""
@@ -128,25 +142,27 @@ class NestedPlan:
         return self.policy
 
     def select(self, step: int, seed: int) -> List[SubnetConfig]:
-        """Subnets to run at global ``step``: the teacher first.
+        """Subnets to run at global ``step``: the teacher first, the rest in grid order.
 
-        The random middle subnets of the sandwich rule come from a generator seeded by
-        (seed, step), so a resumed run picks exactly what an uninterrupted one would.
+        The random picks come from a generator seeded by (seed, step), so a resumed run
+        picks exactly what an uninterrupted one would.
         """
         if self.warming_up(step):
             return list(self.warmup)
         subnets = list(self.subnets)
         if self.effective_policy() == "all" or len(subnets) <= 2:
             return subnets
-        middle = subnets[1:-1]
+        pool = self.draw_pool()
         rng = random.Random(seed * 1_000_003 + step)
-        k = min(self.sandwich_k, len(middle))
+        k = min(self.sandwich_k, len(pool))
         if self.draw_weights:
             weights = dict(self.draw_weights)
-            picked = _weighted_sample(rng, [weights.get(s.name, 1.0) for s in middle], k)
+            indices = _weighted_sample(rng, [weights.get(s.name, 1.0) for s in pool], k)
         else:  # uniform: kept as it was, so runs from before draw weights resume identically
-            picked = set(rng.sample(range(len(middle)), k))
-        return [subnets[0]] + [s for i, s in enumerate(middle) if i in picked] + [subnets[-1]]
+            indices = rng.sample(range(len(pool)), k)
+        picked = {pool[i].name for i in indices}
+        drawn = {s.name for s in pool}
+        return [s for s in subnets if s.name not in drawn or s.name in picked]
 
 
 def _weighted_sample(rng: random.Random, weights: Sequence[float], k: int) -> set:

@@ -641,8 +641,8 @@ class Trainer:
             f"{self.plan.effective_policy()}, distill {self.plan.distill}"
         )
         if self.plan.draw_weights:
-            chances = {s.name: round(self.plan.draw_probability(s.name), 3) for s in self.plan.subnets[1:-1]}
-            logging.info(f"chance of each middle subnet per weighted draw: {chances}")
+            chances = {s.name: round(self.plan.draw_probability(s.name), 3) for s in self.plan.draw_pool()}
+            logging.info(f"chance of each drawn subnet per weighted draw: {chances}")
 
         mid_epoch_resume = self._rng_to_restore is not None and self.resume_skip > 0
         if self._rng_to_restore is not None:

@@ -149,12 +149,39 @@ def test_k_weighted_draws_without_replacement_match_the_sequential_probabilities
         ((("d2-w0.5-b4", 0.0),), "sandwich", "must be finite and > 0"),
         ((("d2-w0.5-b4", float("inf")),), "sandwich", "must be finite and > 0"),
         ((("d2-w0.5-b4", 2.0), ("d2-w0.5-b4", 3.0)), "sandwich", "more than once"),
-        ((("d2-w0.5-b4", 2.0),), "all", "only apply to the sandwich rule"),
+        ((("d2-w0.5-b4", 2.0),), "all", "only apply to the policies"),
+        ((("d2-w1.0-b32", 2.0),), "largest_random", "every step"),
     ],
 )
 def test_bad_draw_weights_are_refused_with_the_reason(weights, policy, message):
     with pytest.raises(SubnetError, match=message):
         NestedPlan(FIVE, policy=policy, draw_weights=weights)
+
+
+def test_largest_random_draws_k_from_all_but_the_largest_uniformly():
+    plan = NestedPlan(FIVE, policy="largest_random", sandwich_k=2)
+    steps = 12000
+    seen = {s.name: 0 for s in FIVE[1:]}
+    for step in range(steps):
+        picks = plan.select(step, seed=11)
+        assert picks[0] == FIVE[0] and len(picks) == 3
+        assert picks[1:] == [s for s in FIVE[1:] if s in picks[1:]]  # grid order, no repeats
+        for s in picks[1:]:
+            seen[s.name] += 1
+    # each of the 4 others, the smallest included, runs on k/4 of the steps
+    for name, n in seen.items():
+        assert n / steps == pytest.approx(2 / 4, abs=0.02), name
+    assert plan.select(5, seed=11) == plan.select(5, seed=11)
+    assert [s.name for s in plan.draw_pool()] == [s.name for s in FIVE[1:]]
+
+
+def test_largest_random_draw_weights_may_weigh_the_smallest():
+    w = {"d1-w0.5-b2": 3.0}
+    plan = NestedPlan(FIVE, policy="largest_random", sandwich_k=1, draw_weights=tuple(w.items()))
+    assert plan.draw_probability("d1-w0.5-b2") == pytest.approx(3 / 6)
+    steps = 12000
+    smallest = sum(FIVE[-1] in plan.select(step, seed=2) for step in range(steps))
+    assert smallest / steps == pytest.approx(0.5, abs=0.02)
 
 
 def test_warmup_phase_trains_only_the_warmup_subnet_and_delays_distillation():

@@ -2,7 +2,8 @@
 # All-in-one nested training against individually trained twins, on the synthetic digits.
 #
 # Usage: egs/synth_digits/ASR/run_all_in_one.sh [--stage N] [--stop-stage N] [--jobs N]
-#            [--subnets GRID] [--num-epochs N] [--sandwich-k K] [--distill true|false]
+#            [--subnets GRID] [--num-epochs N] [--subnet-policy sandwich|largest_random]
+#            [--sandwich-k K] [--distill true|false]
 #            [--distill-start-batch N] [--warmup-subnet NAME --warmup-subnet-batches N]
 #            [--subnet-draw-weights NAME=W,NAME=W]
 #            [--exp-suffix S] [--repeat-seed S --repeat-subnets NAME,NAME,..]
@@ -12,8 +13,10 @@
 #           trainings at once, one CPU thread each, so every run sees the same conditions
 #           The one pass may distil from batch --distill-start-batch on and train one subnet
 #           (--warmup-subnet, e.g. the largest) alone for its first --warmup-subnet-batches
-#           batches, and draw its sandwich picks with --subnet-draw-weights (train.py's
-#           flag; the twins do not take it); --exp-suffix S keeps such a variant in
+#           batches, and draw its random picks with --subnet-draw-weights (train.py's
+#           flag; the twins do not take it); --subnet-policy picks what runs per step:
+#           sandwich (largest + smallest + K random middle subnets, the default) or
+#           largest_random (largest + K random among all the others); --exp-suffix S keeps such a variant in
 #           exp_all_in_one$S and all_in_one_comparison$S beside the others (the individual
 #           twins are shared).
 #           --repeat-seed S trains the --repeat-subnets twins again with --seed S
@@ -42,6 +45,7 @@ stop_stage=3
 jobs=2
 subnets=default
 num_epochs=10
+subnet_policy=sandwich
 sandwich_k=1
 distill=false
 distill_start_batch=0
@@ -121,7 +125,7 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   {
     # The one pass first: it is the longest job.
     [ -f "$aio_dir/epoch-$num_epochs.pt" ] || echo "mkdir -p $aio_dir && $common --exp-dir $aio_dir \
-$(resume_flag $aio_dir) --subnets $subnets --subnet-policy sandwich --sandwich-k $sandwich_k \
+$(resume_flag $aio_dir) --subnets $subnets --subnet-policy $subnet_policy --sandwich-k $sandwich_k \
 --distill $distill --distill-start-batch $distill_start_batch $warmup \
 ${subnet_draw_weights:+--subnet-draw-weights $subnet_draw_weights} >> $aio_dir/train-stdout.log 2>&1"
     for name in $names; do

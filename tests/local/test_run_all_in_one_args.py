@@ -12,6 +12,8 @@ SCRIPT = Path(__file__).resolve().parents[2] / "egs/synth_digits/ASR/run_all_in_
     "flags, message",
     [
         (["--subnet-draw-weights", "d6-w1.0-b8=0.25"], "give it its own --exp-suffix"),
+        (["--subnet-loss-weights", "d3-w0.5-b2=2"], "--subnet-loss-weights changes the one pass"),
+        (["--subnet-policy", "largest_random"], "--subnet-policy largest_random changes the one pass"),
         (
             ["--train-opts", "--seed 43", "--exp-suffix", "_s43"],
             "their own --exp-suffix and --individual-suffix",

@@ -5,7 +5,7 @@
 #            [--subnets GRID] [--num-epochs N] [--subnet-policy sandwich|largest_random]
 #            [--sandwich-k K] [--distill true|false]
 #            [--distill-start-batch N] [--warmup-subnet NAME --warmup-subnet-batches N]
-#            [--subnet-draw-weights NAME=W,NAME=W]
+#            [--subnet-draw-weights NAME=W,NAME=W] [--subnet-loss-weights NAME=W,NAME=W]
 #            [--exp-suffix S] [--repeat-seed S --repeat-subnets NAME,NAME,..]
 #            [--train-opts "FLAGS" --exp-suffix S --individual-suffix S2] [--comparison-dir DIR]
 #  stage 1: train the whole grid in one pass (exp_all_in_one/) and every subnet of it
@@ -13,8 +13,9 @@
 #           trainings at once, one CPU thread each, so every run sees the same conditions
 #           The one pass may distil from batch --distill-start-batch on and train one subnet
 #           (--warmup-subnet, e.g. the largest) alone for its first --warmup-subnet-batches
-#           batches, and draw its random picks with --subnet-draw-weights (train.py's
-#           flag; the twins do not take it); --subnet-policy picks what runs per step:
+#           batches, draw its random picks with --subnet-draw-weights and weigh each
+#           subnet's label losses with --subnet-loss-weights (train.py's flags; the twins
+#           do not take them); --subnet-policy picks what runs per step:
 #           sandwich (largest + smallest + K random middle subnets, the default) or
 #           largest_random (largest + K random among all the others); --exp-suffix S keeps such a variant in
 #           exp_all_in_one$S and all_in_one_comparison$S beside the others (the individual
@@ -52,6 +53,7 @@ distill_start_batch=0
 warmup_subnet=""
 warmup_subnet_batches=0
 subnet_draw_weights=""
+subnet_loss_weights=""
 exp_suffix=""
 repeat_seed=""
 repeat_subnets=""
@@ -72,10 +74,14 @@ if [ -n "$train_opts" ] && { [ -z "$individual_suffix" ] || [ -z "$exp_suffix" ]
     "--exp-suffix and --individual-suffix (got '$exp_suffix', '$individual_suffix')" >&2
   exit 1
 fi
-if [ -n "$subnet_draw_weights" ] && [ -z "$exp_suffix" ]; then
-  # Without its own directory a weighted one pass would be skipped as done whenever the
-  # unweighted one has finished, and compared in its place.
-  echo "$0: --subnet-draw-weights changes the one pass, so give it its own --exp-suffix" >&2
+one_pass_variant=""
+[ -n "$subnet_draw_weights" ] && one_pass_variant="--subnet-draw-weights"
+[ -n "$subnet_loss_weights" ] && one_pass_variant="--subnet-loss-weights"
+[ "$subnet_policy" != sandwich ] && one_pass_variant="--subnet-policy $subnet_policy"
+if [ -n "$one_pass_variant" ] && [ -z "$exp_suffix" ]; then
+  # Without its own directory such a one pass would be skipped as done whenever the
+  # default one has finished, and compared in its place.
+  echo "$0: $one_pass_variant changes the one pass, so give it its own --exp-suffix" >&2
   exit 1
 fi
 aio_dir=$recipe/exp_all_in_one$exp_suffix
@@ -127,7 +133,8 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
     [ -f "$aio_dir/epoch-$num_epochs.pt" ] || echo "mkdir -p $aio_dir && $common --exp-dir $aio_dir \
 $(resume_flag $aio_dir) --subnets $subnets --subnet-policy $subnet_policy --sandwich-k $sandwich_k \
 --distill $distill --distill-start-batch $distill_start_batch $warmup \
-${subnet_draw_weights:+--subnet-draw-weights $subnet_draw_weights} >> $aio_dir/train-stdout.log 2>&1"
+${subnet_draw_weights:+--subnet-draw-weights $subnet_draw_weights} \
+${subnet_loss_weights:+--subnet-loss-weights $subnet_loss_weights} >> $aio_dir/train-stdout.log 2>&1"
     for name in $names; do
       d=$ind_root/$name
       [ -f "$d/epoch-$num_epochs.pt" ] || echo "mkdir -p $d && $common --exp-dir $d $(resume_flag $d) \

@@ -113,6 +113,22 @@ def test_uniform_sandwich_draws_are_those_of_runs_from_before_draw_weights():
         assert plan.select(step, seed=7) == [FIVE[0], *(FIVE[1 + i] for i in sorted(picked)), FIVE[-1]]
 
 
+def test_weighted_sandwich_draws_are_sequential_choices_from_the_step_generator():
+    # A weighted run resumes identically only if the picks stay a function of (seed, step)
+    # drawn this way: one rng.choices per pick among the middle subnets not yet picked.
+    w = {"d2-w1.0-b8": 0.25, "d2-w0.5-b4": 1.0, "d1-w1.0-b8": 2.0}
+    plan = NestedPlan(FIVE, policy="sandwich", sandwich_k=2, draw_weights=tuple(w.items()))
+    middle = list(FIVE[1:-1])
+    for step in range(50):
+        rng = random.Random(4 * 1_000_003 + step)
+        left, picked = list(middle), []
+        for _ in range(2):
+            (s,) = rng.choices(left, weights=[w[x.name] for x in left])
+            left.remove(s)
+            picked.append(s)
+        assert plan.select(step, seed=4) == [FIVE[0], *(s for s in middle if s in picked), FIVE[-1]]
+
+
 def test_draw_weights_set_each_middle_subnets_chance_of_one_draw():
     weights = {"d2-w1.0-b8": 0.25, "d2-w0.5-b4": 1.0, "d1-w1.0-b8": 2.0}
     plan = NestedPlan(

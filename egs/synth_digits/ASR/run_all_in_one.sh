@@ -17,9 +17,9 @@
 #           subnet's label losses with --subnet-loss-weights (train.py's flags; the twins
 #           do not take them); --subnet-policy picks what runs per step:
 #           sandwich (largest + smallest + K random middle subnets, the default) or
-#           largest_random (largest + K random among all the others); --exp-suffix S keeps such a variant in
-#           exp_all_in_one$S and all_in_one_comparison$S beside the others (the individual
-#           twins are shared).
+#           largest_random (largest + K random among all the others); --exp-suffix S
+#           keeps such a variant in exp_all_in_one$S and all_in_one_comparison$S beside
+#           the others (the individual twins are shared).
 #           --repeat-seed S trains the --repeat-subnets twins again with --seed S
 #           (exp_individual_seed$S/<subnet>/) to measure how far two runs of one
 #           configuration differ
@@ -74,14 +74,21 @@ if [ -n "$train_opts" ] && { [ -z "$individual_suffix" ] || [ -z "$exp_suffix" ]
     "--exp-suffix and --individual-suffix (got '$exp_suffix', '$individual_suffix')" >&2
   exit 1
 fi
+# Flags that change the one pass only (the twins are the same whatever they are), at
+# values other than the defaults above. ("auto" counts as a variant although it runs the
+# sandwich rule on grids of more than 6 subnets: it does not on smaller ones.)
 one_pass_variant=""
-[ -n "$subnet_draw_weights" ] && one_pass_variant="--subnet-draw-weights"
-[ -n "$subnet_loss_weights" ] && one_pass_variant="--subnet-loss-weights"
-[ "$subnet_policy" != sandwich ] && one_pass_variant="--subnet-policy $subnet_policy"
+[ "$subnet_policy" != sandwich ] && one_pass_variant+=" --subnet-policy $subnet_policy"
+[ "$sandwich_k" != 1 ] && one_pass_variant+=" --sandwich-k $sandwich_k"
+[ "$distill" != false ] && one_pass_variant+=" --distill $distill"
+[ "$distill_start_batch" != 0 ] && one_pass_variant+=" --distill-start-batch $distill_start_batch"
+[ -n "$warmup_subnet" ] && one_pass_variant+=" --warmup-subnet $warmup_subnet"
+[ -n "$subnet_draw_weights" ] && one_pass_variant+=" --subnet-draw-weights"
+[ -n "$subnet_loss_weights" ] && one_pass_variant+=" --subnet-loss-weights"
 if [ -n "$one_pass_variant" ] && [ -z "$exp_suffix" ]; then
   # Without its own directory such a one pass would be skipped as done whenever the
   # default one has finished, and compared in its place.
-  echo "$0: $one_pass_variant changes the one pass, so give it its own --exp-suffix" >&2
+  echo "$0:$one_pass_variant: these change the one pass, so give it its own --exp-suffix" >&2
   exit 1
 fi
 aio_dir=$recipe/exp_all_in_one$exp_suffix

@@ -126,11 +126,13 @@ def decode_dataset(
     subnet: SubnetConfig = FULL,
     desc: str = "decoding",
     ctc_searcher: Optional[CtcSearcher] = None,
+    blank_penalty: float = 0.0,
 ) -> Tuple[List[Tuple[str, List[str], List[str]]], DecodeStats]:
     """Decode every batch of ``loader``.
 
-    Transducer methods search with the decoder and joiner; CTC methods (``CTC_METHODS``)
-    need ``ctc_searcher``, built once per method so graphs are loaded once.
+    Transducer methods search with the decoder and joiner, ``blank_penalty`` subtracted
+    from the blank logit; CTC methods (``CTC_METHODS``) need ``ctc_searcher``, built once
+    per method so graphs are loaded once.
 
     Returns:
         (results, stats): results are ``(cut_id, ref_words, hyp_words)``; stats hold the
@@ -141,6 +143,8 @@ def decode_dataset(
         raise ValueError(f"unknown decoding method {method!r}; choose from {DECODING_METHODS}")
     if method in CTC_METHODS and (ctc_searcher is None or ctc_searcher.method != method):
         raise ValueError(f"decoding method {method} needs a CtcSearcher for it")
+    if method in CTC_METHODS and blank_penalty != 0:
+        raise ValueError(f"a blank penalty applies to transducer search, not to {method}")
     model.eval()
     head_bits = model.head_bits(subnet)
     results = []
@@ -154,10 +158,12 @@ def decode_dataset(
         if method in CTC_METHODS:
             words = ctc_searcher(model.ctc_log_probs(enc, head_bits), enc_lens)
         elif method == "greedy_search":
-            hyps = greedy_search_batch(model, enc, enc_lens, head_bits=head_bits)
+            hyps = greedy_search_batch(model, enc, enc_lens, head_bits=head_bits, blank_penalty=blank_penalty)
             words = [tokenizer.decode(h).split() for h in hyps]
         else:
-            hyps = modified_beam_search(model, enc, enc_lens, beam=beam, head_bits=head_bits)
+            hyps = modified_beam_search(
+                model, enc, enc_lens, beam=beam, head_bits=head_bits, blank_penalty=blank_penalty
+            )
             words = [tokenizer.decode(h).split() for h in hyps]
         stats.decode_seconds += time.perf_counter() - t0
         for cut, text, hyp in zip(sup["cut"], sup["text"], words):

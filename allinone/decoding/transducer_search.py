@@ -105,6 +105,15 @@ def _start_context(decoder: nn.Module) -> tuple[int, ...]:
     return (-1,) * (decoder.context_size - 1) + (decoder.blank_id,)
 
 
+def _penalise_blank(logits: torch.Tensor, blank_id: int, penalty: float) -> torch.Tensor:
+    """(H, V) joiner logits with ``penalty`` subtracted from the blank column (a copy)."""
+    if penalty == 0:
+        return logits
+    logits = logits.clone()
+    logits[:, blank_id] -= penalty
+    return logits
+
+
 def _project_decoder(
     model: nn.Module, contexts: list[Context], device: torch.device, head_bits: int = FLOAT_BITS
 ) -> torch.Tensor:
@@ -130,6 +139,7 @@ def greedy_search_batch(
     encoder_out_lens: torch.Tensor,
     max_sym_per_frame: int = 1,
     head_bits: int = FLOAT_BITS,
+    blank_penalty: float = 0.0,
 ) -> list[list[int]]:
     """Greedy transducer decoding of a padded batch.
 
@@ -143,6 +153,8 @@ def greedy_search_batch(
         encoder_out_lens: (N,) number of valid frames per utterance.
         max_sym_per_frame: maximum number of non-blank symbols per frame (>= 1).
         head_bits: bit-width of the decoder and joiner weights (``model.head_bits(subnet)``).
+        blank_penalty: subtracted from the blank logit before the search (> 0: fewer
+            deletions, at the price of insertions).
     Returns:
         N token-id lists (blank removed), in the input order.
     """
@@ -171,7 +183,7 @@ def greedy_search_batch(
         rows = torch.arange(batch_size, device=device)
         for _ in range(max_sym_per_frame):
             logits = model.joiner(enc_proj[rows, t], dec_proj[rows], project_input=False, bits=head_bits)
-            tokens = logits.argmax(dim=-1)
+            tokens = _penalise_blank(logits, blank_id, blank_penalty).argmax(dim=-1)
             emitted = tokens != blank_id
             if not bool(emitted.any()):
                 break
@@ -196,6 +208,7 @@ def modified_beam_search(
     encoder_out_lens: torch.Tensor,
     beam: int = 4,
     head_bits: int = FLOAT_BITS,
+    blank_penalty: float = 0.0,
 ) -> list[list[int]]:
     """Batched modified beam search (at most one symbol per frame).
 
@@ -211,6 +224,7 @@ def modified_beam_search(
         encoder_out_lens: (N,) number of valid frames per utterance.
         beam: number of expansions kept per utterance and frame (>= 1).
         head_bits: bit-width of the decoder and joiner weights (``model.head_bits(subnet)``).
+        blank_penalty: subtracted from the blank logit before the log-softmax.
     Returns:
         N token-id lists (blank removed), in the input order.
     """
@@ -255,6 +269,7 @@ def modified_beam_search(
         counts_t = torch.tensor(counts, device=device)
         enc = enc_proj[:batch_size, t].repeat_interleave(counts_t, dim=0)  # (H, joiner_dim)
         logits = model.joiner(enc, dec, project_input=False, bits=head_bits)  # (H, V)
+        logits = _penalise_blank(logits, blank_id, blank_penalty)
         # Scores are accumulated in float64: they are sums over many frames and log-adds
         # of merged alignments, where float32 rounding could reorder near-tied hypotheses.
         log_probs = logits.log_softmax(dim=-1).double()

@@ -175,3 +175,31 @@ def test_invalid_arguments(model):
         greedy_search_batch(model, enc, lens, max_sym_per_frame=0)
     with pytest.raises(ValueError):
         greedy_search_batch(model, enc, torch.tensor([5]))
+
+
+@pytest.mark.parametrize("penalty", [0.7, -0.5])
+def test_blank_penalty_equals_a_lower_blank_bias(penalty):
+    """Searching with a blank penalty = searching a joiner whose blank output bias is lower."""
+    model = TinyTransducer(vocab_size=10, seed=2, logit_scale=4.0).eval()
+    shifted = TinyTransducer(vocab_size=10, seed=2, logit_scale=4.0).eval()
+    with torch.no_grad():
+        # blank (id 0) made competitive, so that a shift of its logit changes decisions
+        model.joiner.output_linear.bias[0] += 2.0
+        shifted.joiner.output_linear.bias[0] += 2.0 - penalty
+    enc, lens = random_batch([11, 6, 9], seed=4)
+    for search in (
+        lambda m, **kw: greedy_search_batch(m, enc, lens, max_sym_per_frame=2, **kw),
+        lambda m, **kw: modified_beam_search(m, enc, lens, beam=3, **kw),
+    ):
+        with_penalty = search(model, blank_penalty=penalty)
+        assert with_penalty == search(shifted)
+        assert with_penalty != search(model)  # the penalty changed something here
+
+
+def test_a_huge_blank_penalty_emits_a_token_on_every_frame(model):
+    enc, lens = random_batch([8, 5, 3], seed=5)
+    for hyps in (
+        greedy_search_batch(model, enc, lens, max_sym_per_frame=1, blank_penalty=1e4),
+        modified_beam_search(model, enc, lens, beam=2, blank_penalty=1e4),
+    ):
+        assert [len(h) for h in hyps] == [8, 5, 3]

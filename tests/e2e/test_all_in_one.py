@@ -116,6 +116,11 @@ def test_unknown_subnet_lists_the_valid_ones_and_impossible_grids_fail_first(tin
     )
     assert bad.returncode != 0
     assert "unknown subnets ['d1-w0.5-b8']; this checkpoint holds: d2-w1.0-b32, d1-w1.0-b8" in bad.stderr
+    # a blank penalty is named in the result files, so they sit beside the plain ones
+    run(decode_cmd(root, lang, exp, "d1-w1.0-b8") + ["--blank-penalty", "0.5"])
+    res = exp / "greedy_search"
+    assert list(res.glob("recogs-test-greedy_search_blank_penalty_0.5-d1-w1.0-b8-epoch-1-*.txt"))
+    assert list(res.glob("subnet-summary-greedy_search_blank_penalty_0.5-epoch-1-*.json"))
 
     for grid, message in [
         ("d3-w1.0-b32", "needs 3 layers, the model has 2"),

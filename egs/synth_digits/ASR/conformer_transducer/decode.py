@@ -79,6 +79,13 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-sets", default=",".join(TEST_SETS), help="comma-separated split names")
     p.add_argument("--decoding-method", default="modified_beam_search", choices=DECODING_METHODS)
     p.add_argument("--beam-size", type=int, default=4, help="modified_beam_search: hypotheses kept")
+    p.add_argument(
+        "--blank-penalty",
+        type=float,
+        default=0.0,
+        help="transducer methods: subtracted from the blank logit (> 0 trades deletions for "
+        "insertions); a non-zero value is named in the result files",
+    )
     p.add_argument("--lang-dir", type=Path, default=Path("data/lang_bpe_64"), help="graphs for CTC methods")
     p.add_argument("--search-beam", type=float, default=20.0, help="graph search beam (CTC methods)")
     p.add_argument("--max-active", type=int, default=7000, help="graph search: most active states per frame")
@@ -156,6 +163,10 @@ def main() -> None:
         "hl": f"hl_beam_{args.search_beam:g}",
         "1best": f"1best_beam_{args.search_beam:g}_lm_scale_{args.ngram_lm_scale:g}",
     }[args.decoding_method]
+    if args.blank_penalty:
+        if args.decoding_method in CTC_METHODS:
+            parser.error(f"--blank-penalty applies to transducer search, not to {args.decoding_method}")
+        key += f"_blank_penalty_{args.blank_penalty:g}"
     dm = AsrDataModule(max_duration=args.max_duration, num_workers=0)
     test_cuts = {}
     for test_set in args.test_sets.split(","):
@@ -182,6 +193,7 @@ def main() -> None:
                 subnet=subnet,
                 desc=f"{name} {test_set}",
                 ctc_searcher=ctc_searcher,
+                blank_penalty=args.blank_penalty,
             )
             wers = save_results(res_dir, test_set, {key: results}, f"{name}-{suffix}")
             row.add_test_set(test_set, wers[key], stats.decode_seconds, stats.audio_seconds)

@@ -116,11 +116,26 @@ def test_unknown_subnet_lists_the_valid_ones_and_impossible_grids_fail_first(tin
     )
     assert bad.returncode != 0
     assert "unknown subnets ['d1-w0.5-b8']; this checkpoint holds: d2-w1.0-b32, d1-w1.0-b8" in bad.stderr
-    # a blank penalty is named in the result files, so they sit beside the plain ones
-    run(decode_cmd(root, lang, exp, "d1-w1.0-b8") + ["--blank-penalty", "0.5"])
+    # a blank penalty ends the suffix of every result file, so none replaces a plain one
     res = exp / "greedy_search"
-    assert list(res.glob("recogs-test-greedy_search_blank_penalty_0.5-d1-w1.0-b8-epoch-1-*.txt"))
-    assert list(res.glob("subnet-summary-greedy_search_blank_penalty_0.5-epoch-1-*.json"))
+
+    def result_files():
+        return {
+            p.name: p.read_bytes() for p in res.iterdir() if p.is_file() and not p.name.startswith("log-")
+        }
+
+    run(decode_cmd(root, lang, exp, "d1-w1.0-b8"))
+    plain = result_files()
+    run(decode_cmd(root, lang, exp, "d1-w1.0-b8") + ["--blank-penalty", "0.5"])
+    after = result_files()
+    assert {n: after[n] for n in plain} == plain
+    added = sorted(set(after) - set(plain))
+    assert all(
+        n.endswith(("-blank-penalty-0.5.txt", "-blank-penalty-0.5.json", "-blank-penalty-0.5.md"))
+        for n in added
+    )
+    assert {n.split("-test")[0] for n in added if "-test-" in n} == {"recogs", "errs", "wer-summary"}
+    assert any(n.startswith("subnet-summary-greedy_search-") for n in added)
 
     for grid, message in [
         ("d3-w1.0-b32", "needs 3 layers, the model has 2"),

@@ -8,6 +8,7 @@
 #            [--subnet-draw-weights NAME=W,NAME=W] [--subnet-loss-weights NAME=W,NAME=W]
 #            [--exp-suffix S] [--repeat-seed S --repeat-subnets NAME,NAME,..]
 #            [--train-opts "FLAGS" --exp-suffix S --individual-suffix S2] [--comparison-dir DIR]
+#            [--decoding-method modified_beam_search|greedy_search|ctc-greedy-search|...]
 #  stage 1: train the whole grid in one pass (exp_all_in_one/) and every subnet of it
 #           alone with the same recipe (exp_individual/<subnet>/); --jobs runs that many
 #           trainings at once, one CPU thread each, so every run sees the same conditions
@@ -28,7 +29,8 @@
 #           their own --exp-suffix and --individual-suffix S (twins in exp_individual$S/,
 #           repeats in exp_individual${S}_seed$R/); stage 3 refuses twins whose recipe
 #           differs from the one pass's, and train.py refuses to resume with another one
-#  stage 2: decode every subnet of both kinds (modified beam search, one thread); runs
+#  stage 2: decode every subnet of both kinds (--decoding-method, default modified beam
+#           search; one thread); runs
 #           already decoded at this epoch are skipped
 #  stage 3: compare: WER pairs with the MAPSSWE p-value, wall times, a WER-vs-size plot,
 #           into --comparison-dir (default conformer_transducer/all_in_one_comparison$S);

@@ -84,7 +84,7 @@ def get_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="transducer methods: subtracted from the blank logit (> 0 trades deletions for "
-        "insertions); a non-zero value is named in the result files",
+        "insertions); a non-zero value ends the result files' suffix (-blank-penalty-P)",
     )
     p.add_argument("--lang-dir", type=Path, default=Path("data/lang_bpe_64"), help="graphs for CTC methods")
     p.add_argument("--search-beam", type=float, default=20.0, help="graph search beam (CTC methods)")
@@ -166,7 +166,9 @@ def main() -> None:
     if args.blank_penalty:
         if args.decoding_method in CTC_METHODS:
             parser.error(f"--blank-penalty applies to transducer search, not to {args.decoding_method}")
-        key += f"_blank_penalty_{args.blank_penalty:g}"
+        # In the suffix (as icefall does), so every file of the run is named apart from the
+        # plain decoding's and the comparison scripts, which match the plain suffix, skip it.
+        suffix += f"-blank-penalty-{args.blank_penalty:g}"
     dm = AsrDataModule(max_duration=args.max_duration, num_workers=0)
     test_cuts = {}
     for test_set in args.test_sets.split(","):

@@ -121,6 +121,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.epoch is None and args.packed_model is None:
         parser.error("--epoch is required (or give --packed-model)")
+    if args.blank_penalty and args.decoding_method in CTC_METHODS:
+        parser.error(f"--blank-penalty applies to transducer search, not to {args.decoding_method}")
     res_dir = args.exp_dir / args.decoding_method
     setup_logger(res_dir / "log-decode")
     torch.set_num_threads(args.num_threads)
@@ -164,8 +166,6 @@ def main() -> None:
         "1best": f"1best_beam_{args.search_beam:g}_lm_scale_{args.ngram_lm_scale:g}",
     }[args.decoding_method]
     if args.blank_penalty:
-        if args.decoding_method in CTC_METHODS:
-            parser.error(f"--blank-penalty applies to transducer search, not to {args.decoding_method}")
         # In the suffix (as icefall does), so every file of the run is named apart from the
         # plain decoding's and the comparison scripts, which match the plain suffix, skip it.
         suffix += f"-blank-penalty-{args.blank_penalty:g}"

@@ -2,9 +2,9 @@
 
 Each step runs a selection of subnets (policy ``all``, ``sandwich`` or
 ``largest_random``) through one shared model; their losses are weighted and summed so
-a single backward pass accumulates every subnet's gradient in the shared weights. Optionally the largest
-subnet is a detached teacher: the others add a KL term towards its output
-distributions and scale their label losses down (``student_label_scale``).
+a single backward pass accumulates every subnet's gradient in the shared weights.
+Optionally the largest subnet is a detached teacher: the others add a KL term towards
+its output distributions and scale their label losses down (``student_label_scale``).
 """
 
 import math

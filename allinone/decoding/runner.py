@@ -26,23 +26,42 @@ def _model_from_state(state: Dict) -> Transducer:
     return model
 
 
+def _average_samples(state: Dict, path: Path) -> int:
+    """How many weight snapshots ``state["model_avg"]`` is the mean of.
+
+    ``train.py`` folds the weights in every ``average_period`` batches, at the batch indices
+    that are multiples of it, so after batch n the average holds n // period snapshots.
+    """
+    period = int((state.get("train_config") or {}).get("average_period", 1))
+    if period < 1:
+        raise CheckpointError(f"{path}: bad average_period {period}")
+    return state["batch_idx_train"] // period
+
+
 def averaged_model_between(start_path: Path, end_path: Path) -> Dict[str, torch.Tensor]:
     """Mean of the weights over the training steps between two checkpoints.
 
-    Each checkpoint's ``model_avg`` is the mean of all weights since step 0, so the
-    mean over steps (n_start, n_end] is (n_end * avg_end - n_start * avg_start) / (n_end - n_start).
+    Each checkpoint's ``model_avg`` is the mean of the k weight snapshots taken since step 0
+    (``_average_samples``), so the mean of the snapshots after the start checkpoint is
+    ``(k_end * avg_end - k_start * avg_start) / (k_end - k_start)``. Counting batches
+    instead of snapshots is wrong whenever a checkpoint falls between two snapshots, and
+    the error grows with how far the weights moved since step 0: statistics and LSQ steps
+    that shrank 30-fold came out negative that way.
     """
     start, end = load_checkpoint(start_path), load_checkpoint(end_path)
-    n0, n1 = start["batch_idx_train"], end["batch_idx_train"]
+    k0, k1 = _average_samples(start, start_path), _average_samples(end, end_path)
     if start["model_avg"] is None or end["model_avg"] is None:
         raise CheckpointError(f"{start_path} or {end_path} holds no averaged model")
-    if n1 <= n0:
-        raise CheckpointError(f"{end_path} (batch {n1}) is not later than {start_path} (batch {n0})")
+    if k1 <= k0:
+        raise CheckpointError(
+            f"{end_path} (batch {end['batch_idx_train']}) holds no averaged snapshot after "
+            f"{start_path} (batch {start['batch_idx_train']})"
+        )
     out = {}
     for k, v_end in end["model_avg"].items():
         v_start = start["model_avg"][k]
         if v_end.is_floating_point():
-            out[k] = ((v_end.double() * n1 - v_start.double() * n0) / (n1 - n0)).to(v_end.dtype)
+            out[k] = ((v_end.double() * k1 - v_start.double() * k0) / (k1 - k0)).to(v_end.dtype)
         else:
             out[k] = v_end
     return out

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 
 import torch  # noqa: E402
 
-from allinone.data.datamodule import AsrDataModule, check_features_exist, load_cuts  # noqa: E402
+from allinone.data.datamodule import AsrDataModule, check_features_exist, load_cuts, shuffled_batches  # noqa: E402
 from allinone.data.tokenizer import BpeTokenizer  # noqa: E402
 from allinone.decoding.runner import TRANSDUCER_METHODS, decode_dataset, load_for_decoding  # noqa: E402
 from allinone.nn.bn_calibration import calibrate_batchnorm  # noqa: E402
@@ -31,16 +31,6 @@ from allinone.nn.conformer import SubnetBatchNorm  # noqa: E402
 from allinone.subnet import select_subnets  # noqa: E402
 from allinone.utils.scoring import compute_wer  # noqa: E402
 from allinone.utils.significance import mapsswe  # noqa: E402
-
-
-def calibration_batches(cuts, max_duration: float, num_batches: int, seed: int):
-    """``(features, feature_lens)`` of the first ``num_batches`` shuffled training batches."""
-    dm = AsrDataModule(max_duration=max_duration, num_workers=0, seed=seed)
-    for i, batch in enumerate(dm.train_dataloader(dm.train_sampler(cuts), epoch=0)):
-        if i >= num_batches:
-            return
-        sup = batch["supervisions"]
-        yield batch["inputs"][sup["sequence_idx"]], sup["num_frames"].long()
 
 
 def main() -> None:
@@ -90,7 +80,7 @@ def main() -> None:
         norms = [m for m in model.modules() if isinstance(m, SubnetBatchNorm)]
         before = [(m.running_mean.clone(), m.running_var.clone()) for m in norms]
         calibrate_batchnorm(
-            model, s, calibration_batches(train_cuts, args.max_duration, args.batches, args.seed)
+            model, s, shuffled_batches(train_cuts, args.max_duration, args.batches, args.seed)
         )
         calibrated = decode_all(s)
         for name in tests:

@@ -189,6 +189,20 @@ class AsrDataModule:
         return self._loader(sampler, self.seed)
 
 
+def shuffled_batches(cuts: CutSet, max_duration: float, num_batches: int, seed: int = 0):
+    """``(features (N, T, F), feature_lens (N,))`` of the first ``num_batches`` training batches.
+
+    Shuffled and duration-bucketed like training batches, without augmentation, the same
+    for every model given the same ``seed`` (e.g. to recompute BatchNorm statistics).
+    """
+    dm = AsrDataModule(max_duration=max_duration, num_workers=0, seed=seed)
+    for i, batch in enumerate(dm.train_dataloader(dm.train_sampler(cuts), epoch=0)):
+        if i >= num_batches:
+            return
+        sup = batch["supervisions"]
+        yield batch["inputs"][sup["sequence_idx"]], sup["num_frames"].long()
+
+
 def log_filter_stats(name: str, total: int, stats: FilterStats) -> None:
     logging.info(
         f"{name}: kept {stats.kept} of {total} cuts; dropped {stats.too_short_for_labels} too short for "

@@ -67,6 +67,18 @@ def test_all_in_one_train_decode_and_compare(tiny_corpus, tmp_path):
     res = aio / "greedy_search"
     for name in GRID:
         assert list(res.glob(f"recogs-test-greedy_search-{name}-epoch-1-*.txt"))
+    # Recomputed BatchNorm statistics: results of their own, the plain ones left as they were.
+    plain = {p.name: p.read_bytes() for p in res.glob("recogs-*")}
+    cmd = decode_cmd(root, lang, aio) + ["--bn-calibration-batches", "2"]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=300)
+    assert out.returncode != 0 and "lower --bn-calibration-max-duration" in out.stderr  # 60 s > the corpus
+    run(cmd + ["--bn-calibration-max-duration", "3"])
+    calibrated = aio / "greedy_search-bn-calibrated"
+    for name in GRID:
+        assert list(calibrated.glob(f"recogs-test-greedy_search-{name}-epoch-1-*.txt"))
+    assert {p.name: p.read_bytes() for p in res.glob("recogs-*")} == plain
+    log = "".join(p.read_text() for p in calibrated.glob("log-decode*"))  # the failed run's too
+    assert all(f"{name}: BatchNorm statistics recomputed on 2 batches" in log for name in GRID)
 
     cmp_dir = tmp_path / "cmp"
     out = run(

@@ -22,6 +22,12 @@ Any subnets of a nested (all-in-one) checkpoint, by name or all of them:
   ./conformer_transducer/decode.py --epoch 10 --avg 1 --use-averaged-model true \
     --exp-dir conformer_transducer/exp_all_in_one --subnets all
 
+The same with each subnet's BatchNorm statistics first recomputed on 50 clean training
+batches (results in <exp-dir>/modified_beam_search-bn-calibrated/):
+
+  ./conformer_transducer/decode.py --epoch 10 --avg 1 --exp-dir conformer_transducer/exp_all_in_one \
+    --subnets all --bn-calibration-batches 50
+
 A packed low-bit model file written by export.py (its size is the stored size; results
 carry the source subnet's name and the suffix "packed"):
 
@@ -43,7 +49,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[4]))  # the repository r
 
 import torch  # noqa: E402
 
-from allinone.data.datamodule import AsrDataModule, check_features_exist, load_cuts  # noqa: E402
+from allinone.data.datamodule import (  # noqa: E402
+    AsrDataModule,
+    check_features_exist,
+    load_cuts,
+    shuffled_batches,
+)
 from allinone.data.tokenizer import BpeTokenizer  # noqa: E402
 from allinone.decoding.ctc_search import CTC_BACKENDS, CTC_METHODS, CtcSearcher  # noqa: E402
 from allinone.decoding.runner import DECODING_METHODS, decode_dataset, load_for_decoding  # noqa: E402
@@ -53,6 +64,7 @@ from allinone.decoding.subnet_report import (  # noqa: E402
     subnet_row,
     write_subnet_summary,
 )
+from allinone.nn.bn_calibration import calibrate_batchnorm  # noqa: E402
 from allinone.quant.export import load_packed_model  # noqa: E402
 from allinone.subnet import select_subnets  # noqa: E402
 from allinone.training.cli import str2bool  # noqa: E402
@@ -108,6 +120,16 @@ def get_parser() -> argparse.ArgumentParser:
         help="decode this export.py file instead of a checkpoint (--epoch/--avg/--subnets unused)",
     )
     p.add_argument(
+        "--bn-calibration-batches",
+        type=int,
+        default=0,
+        help="recompute each subnet's BatchNorm statistics on this many clean training batches "
+        "before decoding it (allinone.nn.bn_calibration; 0 = keep the checkpoint's); results go "
+        "to <exp-dir>/<decoding-method>-bn-calibrated/",
+    )
+    p.add_argument("--bn-calibration-max-duration", type=float, default=60.0, help="seconds per batch")
+    p.add_argument("--bn-calibration-seed", type=int, default=0, help="shuffle of the calibration batches")
+    p.add_argument(
         "--num-threads",
         type=int,
         default=1,
@@ -123,7 +145,12 @@ def main() -> None:
         parser.error("--epoch is required (or give --packed-model)")
     if args.blank_penalty and args.decoding_method in CTC_METHODS:
         parser.error(f"--blank-penalty applies to transducer search, not to {args.decoding_method}")
-    res_dir = args.exp_dir / args.decoding_method
+    if args.bn_calibration_batches < 0:
+        parser.error("--bn-calibration-batches must be >= 0")
+    if args.bn_calibration_batches and args.packed_model:
+        parser.error("--bn-calibration-batches recomputes a checkpoint's statistics, not a packed file's")
+    calibrated = "-bn-calibrated" if args.bn_calibration_batches else ""
+    res_dir = args.exp_dir / f"{args.decoding_method}{calibrated}"
     setup_logger(res_dir / "log-decode")
     torch.set_num_threads(args.num_threads)
     tokenizer = BpeTokenizer(args.bpe_model)
@@ -175,8 +202,29 @@ def main() -> None:
         manifest = args.manifest_dir / f"{args.cuts_prefix}_{test_set}.jsonl.gz"
         test_cuts[test_set] = load_cuts(manifest)
         check_features_exist(test_cuts[test_set], str(manifest))
+    train_cuts = None
+    if args.bn_calibration_batches:
+        manifest = args.manifest_dir / f"{args.cuts_prefix}_train.jsonl.gz"
+        train_cuts = load_cuts(manifest)
+        check_features_exist(train_cuts, str(manifest))
     rows = []
     for subnet in subnets:
+        if train_cuts is not None:
+            # The same batches for every subnet and model, so calibrated systems stay comparable.
+            batches = shuffled_batches(
+                train_cuts,
+                args.bn_calibration_max_duration,
+                args.bn_calibration_batches,
+                args.bn_calibration_seed,
+            )
+            try:
+                info = calibrate_batchnorm(model, subnet, batches)
+            except ValueError:
+                raise ValueError(
+                    f"{manifest} gives no training batch of {args.bn_calibration_max_duration:g} s "
+                    "to recompute BatchNorm statistics on: lower --bn-calibration-max-duration"
+                ) from None
+            logging.info(f"{subnet.name}: BatchNorm statistics recomputed on {info['batches']} batches")
         if packed is None:
             row = subnet_row(model, subnet)
         else:  # what the file holds: its own size, named after the subnet it came from

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 
 import torch  # noqa: E402
 
-from allinone.data.datamodule import AsrDataModule, check_features_exist, load_cuts, shuffled_batches  # noqa: E402
+from allinone.data.datamodule import AsrDataModule, load_split, shuffled_batches  # noqa: E402
 from allinone.data.tokenizer import BpeTokenizer  # noqa: E402
 from allinone.decoding.runner import TRANSDUCER_METHODS, decode_dataset, load_for_decoding  # noqa: E402
 from allinone.nn.bn_calibration import calibrate_batchnorm  # noqa: E402
@@ -50,14 +50,11 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
 
-    def cuts_of(split: str):
-        manifest = args.manifest_dir / f"{args.cuts_prefix}_{split}.jsonl.gz"
-        cuts = load_cuts(manifest)
-        check_features_exist(cuts, str(manifest))
-        return cuts
-
-    train_cuts = cuts_of("train")
-    tests = {name: cuts_of(name) for name in args.test_sets.split(",")}
+    train_cuts = load_split(args.manifest_dir, args.cuts_prefix, "train")
+    tests = {
+        name: load_split(args.manifest_dir, args.cuts_prefix, name) for name in args.test_sets.split(",")
+    }
+    batches = list(shuffled_batches(train_cuts, args.max_duration, args.batches, args.seed))  # read once
     tokenizer = BpeTokenizer(args.bpe_model)
     loader_dm = AsrDataModule(max_duration=300, num_workers=0)
     print(f"# {args.exp_dir} epoch {args.epoch}, {args.decoding_method}, {args.batches} calibration batches")
@@ -66,22 +63,19 @@ def main() -> None:
     shifts = []
     # Calibrating one subnet rewrites only its own statistics slots, so one model serves all.
     model, trained = load_for_decoding(args.exp_dir, args.epoch, args.avg, True)
+    norms = [m for m in model.modules() if isinstance(m, SubnetBatchNorm)]
+
+    def decode_all(subnet):
+        loaders = {name: loader_dm.eval_dataloader(c) for name, c in tests.items()}
+        return {
+            name: decode_dataset(model, ld, tokenizer, args.decoding_method, subnet=subnet)[0]
+            for name, ld in loaders.items()
+        }
+
     for s in select_subnets(args.subnets.split(","), trained):
-
-        def decode_all(subnet):
-            return {
-                name: decode_dataset(
-                    model, loader_dm.eval_dataloader(c), tokenizer, args.decoding_method, subnet=subnet
-                )[0]
-                for name, c in tests.items()
-            }
-
         stored = decode_all(s)
-        norms = [m for m in model.modules() if isinstance(m, SubnetBatchNorm)]
         before = [(m.running_mean.clone(), m.running_var.clone()) for m in norms]
-        calibrate_batchnorm(
-            model, s, shuffled_batches(train_cuts, args.max_duration, args.batches, args.seed)
-        )
+        calibrate_batchnorm(model, s, batches)
         calibrated = decode_all(s)
         for name in tests:
             a, b = compute_wer(stored[name]), compute_wer(calibrated[name])

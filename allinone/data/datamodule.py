@@ -39,6 +39,14 @@ def check_features_exist(cuts: CutSet, manifest: str) -> None:
         seen.add(storage)
 
 
+def load_split(manifest_dir, cuts_prefix: str, split: str) -> CutSet:
+    """``<manifest_dir>/<cuts_prefix>_<split>.jsonl.gz``, checked to have its features on disk."""
+    manifest = Path(manifest_dir) / f"{cuts_prefix}_{split}.jsonl.gz"
+    cuts = load_cuts(manifest)
+    check_features_exist(cuts, str(manifest))
+    return cuts
+
+
 @dataclass
 class FilterStats:
     kept: int = 0

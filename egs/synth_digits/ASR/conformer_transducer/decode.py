@@ -49,12 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[4]))  # the repository r
 
 import torch  # noqa: E402
 
-from allinone.data.datamodule import (  # noqa: E402
-    AsrDataModule,
-    check_features_exist,
-    load_cuts,
-    shuffled_batches,
-)
+from allinone.data.datamodule import AsrDataModule, load_split, shuffled_batches  # noqa: E402
 from allinone.data.tokenizer import BpeTokenizer  # noqa: E402
 from allinone.decoding.ctc_search import CTC_BACKENDS, CTC_METHODS, CtcSearcher  # noqa: E402
 from allinone.decoding.runner import DECODING_METHODS, decode_dataset, load_for_decoding  # noqa: E402
@@ -197,33 +192,31 @@ def main() -> None:
         # plain decoding's and the comparison scripts, which match the plain suffix, skip it.
         suffix += f"-blank-penalty-{args.blank_penalty:g}"
     dm = AsrDataModule(max_duration=args.max_duration, num_workers=0)
-    test_cuts = {}
-    for test_set in args.test_sets.split(","):
-        manifest = args.manifest_dir / f"{args.cuts_prefix}_{test_set}.jsonl.gz"
-        test_cuts[test_set] = load_cuts(manifest)
-        check_features_exist(test_cuts[test_set], str(manifest))
-    train_cuts = None
+    test_cuts = {
+        name: load_split(args.manifest_dir, args.cuts_prefix, name) for name in args.test_sets.split(",")
+    }
+    calibration_batches = []
     if args.bn_calibration_batches:
-        manifest = args.manifest_dir / f"{args.cuts_prefix}_train.jsonl.gz"
-        train_cuts = load_cuts(manifest)
-        check_features_exist(train_cuts, str(manifest))
-    rows = []
-    for subnet in subnets:
-        if train_cuts is not None:
-            # The same batches for every subnet and model, so calibrated systems stay comparable.
-            batches = shuffled_batches(
+        # Read once, the same for every subnet and model, so calibrated systems stay comparable.
+        train_cuts = load_split(args.manifest_dir, args.cuts_prefix, "train")
+        calibration_batches = list(
+            shuffled_batches(
                 train_cuts,
                 args.bn_calibration_max_duration,
                 args.bn_calibration_batches,
                 args.bn_calibration_seed,
             )
-            try:
-                info = calibrate_batchnorm(model, subnet, batches)
-            except ValueError:
-                raise ValueError(
-                    f"{manifest} gives no training batch of {args.bn_calibration_max_duration:g} s "
-                    "to recompute BatchNorm statistics on: lower --bn-calibration-max-duration"
-                ) from None
+        )
+        if not calibration_batches:
+            raise ValueError(
+                f"the {args.cuts_prefix}_train cuts in {args.manifest_dir} give no training batch of "
+                f"{args.bn_calibration_max_duration:g} s to recompute BatchNorm statistics on: lower "
+                "--bn-calibration-max-duration"
+            )
+    rows = []
+    for subnet in subnets:
+        if calibration_batches:
+            info = calibrate_batchnorm(model, subnet, calibration_batches)
             logging.info(f"{subnet.name}: BatchNorm statistics recomputed on {info['batches']} batches")
         if packed is None:
             row = subnet_row(model, subnet)

@@ -8,19 +8,16 @@ Usage:
     --run "uniform 4-bit=conformer_transducer/exp_quant/lsq-b4" \
     --run "two-stage 3.0=conformer_transducer/exp_quant/mp2-t3" \
     --search "two-stage 3.0=conformer_transducer/exp_quant/mp1-t3" \
-    --decoding-method modified_beam_search --out-dir conformer_transducer/quant_comparison
+    --decoding-method modified_beam_search --out-dir conformer_transducer/exp_comparisons/quantizers
 
 Each --run directory must hold an exported packed file's <subnet>.json and its decoding
 (decode.py --packed-model). Writes comparison.md and comparison.json to --out-dir.
 """
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root
-
-from allinone.reports.quant_comparison import compare_quantizers, write_quant_report  # noqa: E402
+from allinone.reports.quant_comparison import compare_quantizers, write_quant_report
 
 
 def _pairs(items):

@@ -7,8 +7,8 @@ Usage:
     --unfold-dir conformer_transducer/exp_unfold \
     --plain-root conformer_transducer/exp_plain \
     --decoding-method modified_beam_search --epoch 8 \
-    --memory-file conformer_transducer/unfold_comparison/memory.jsonl \
-    --out-dir conformer_transducer/unfold_comparison
+    --memory-file conformer_transducer/exp_comparisons/unfolding/memory.jsonl \
+    --out-dir conformer_transducer/exp_comparisons/unfolding
 
 Reads what decode.py wrote (subnet-summary-*.json, recogs-*), the model configs and
 training times in epoch-N.pt, and the step-memory records of benchmark_memory.py;
@@ -17,13 +17,10 @@ writes comparison.md and comparison.json to --out-dir.
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root
-
-from allinone.reports.unfold_comparison import compare_unfolding, write_unfold_report  # noqa: E402
-from allinone.utils.log import setup_script_logging  # noqa: E402
+from allinone.reports.unfold_comparison import compare_unfolding, write_unfold_report
+from allinone.utils.log import setup_script_logging
 
 
 def main() -> None:

@@ -13,13 +13,10 @@ A - B per segment, W, two-sided p and which system is better at --alpha.
 """
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root
-
-from allinone.utils.scoring import compute_wer, read_recogs  # noqa: E402
-from allinone.utils.significance import mapsswe  # noqa: E402
+from allinone.utils.scoring import compute_wer, read_recogs
+from allinone.utils.significance import mapsswe
 
 
 def main() -> None:

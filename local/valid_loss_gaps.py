@@ -16,13 +16,9 @@ here reads a test set, so it can guide training choices (e.g. --subnet-draw-weig
 """
 
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root
-
-from allinone.reports.run_pairs import add_run_pair_args, run_pairs  # noqa: E402
-from allinone.reports.valid_losses import valid_loss_gaps  # noqa: E402
+from allinone.reports.run_pairs import add_run_pair_args, run_pairs
+from allinone.reports.valid_losses import valid_loss_gaps
 
 
 def main() -> None:

@@ -7,4 +7,5 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 python3 -c "import torch, lhotse, sentencepiece, kaldialign" 2>/dev/null || bash utils/install_deps.sh
 python3 -m ruff check .
+python3 -m ruff format --check .
 python3 -m pytest -q tests "$@"

@@ -10,6 +10,7 @@ from lhotse import CutSet
 from lhotse.dataset import DynamicBucketingSampler, K2SpeechRecognitionDataset, SimpleCutSampler
 from torch.utils.data import DataLoader, Sampler
 
+from allinone.data.batch import unpack_batch
 from allinone.data.tokenizer import BpeTokenizer
 from allinone.nn.subsampling import subsampled_lengths
 
@@ -207,8 +208,8 @@ def shuffled_batches(cuts: CutSet, max_duration: float, num_batches: int, seed: 
     for i, batch in enumerate(dm.train_dataloader(dm.train_sampler(cuts), epoch=0)):
         if i >= num_batches:
             return
-        sup = batch["supervisions"]
-        yield batch["inputs"][sup["sequence_idx"]], sup["num_frames"].long()
+        b = unpack_batch(batch)
+        yield b.features, b.feature_lens
 
 
 def log_filter_stats(name: str, total: int, stats: FilterStats) -> None:
@@ -216,3 +217,19 @@ def log_filter_stats(name: str, total: int, stats: FilterStats) -> None:
         f"{name}: kept {stats.kept} of {total} cuts; dropped {stats.too_short_for_labels} too short for "
         f"their labels after subsampling and {stats.out_of_duration_range} outside the duration range"
     )
+
+
+def load_training_cuts(manifest_dir, name: str, tokenizer: BpeTokenizer, allow_empty: bool = False) -> CutSet:
+    """``<manifest_dir>/<name>``, checked to have its features, filtered for training and logged.
+
+    Raises:
+        ValueError: naming the manifest when no cut survives the filter (unless ``allow_empty``).
+    """
+    path = Path(manifest_dir) / name
+    cuts = load_cuts(path)
+    check_features_exist(cuts, str(path))
+    kept, stats = filter_cuts(cuts, tokenizer)
+    log_filter_stats(name, len(cuts), stats)
+    if len(kept) == 0 and not allow_empty:
+        raise ValueError(f"{path}: no usable training cuts after filtering")
+    return kept

@@ -7,7 +7,7 @@ from typing import Dict, List, Sequence
 
 import torch.nn as nn
 
-from allinone.quant.accounting import float_model_bytes, subnet_footprint
+from allinone.deploy.accounting import compression_ratio, subnet_footprint
 from allinone.subnet import SubnetConfig
 
 
@@ -18,7 +18,7 @@ class SubnetRow:
     Args:
         subnet: short name.
         params: parameters the subnet uses.
-        stored_bytes: bytes under the accounting rule (``allinone.quant.accounting``).
+        stored_bytes: bytes under the accounting rule (``allinone.deploy.accounting``).
         compression: float32 size of the full model / ``stored_bytes``.
         wer: test set -> WER in percent.
         rtf: decoding time / audio duration over all test sets in ``wer``.
@@ -52,7 +52,7 @@ class SubnetRow:
 def subnet_row(model: nn.Module, subnet: SubnetConfig) -> SubnetRow:
     """Size columns of ``subnet``; WER and RTF are filled in by the caller."""
     fp = subnet_footprint(model, subnet)
-    return SubnetRow(subnet.name, fp.params, fp.stored_bytes, float_model_bytes(model) / fp.stored_bytes)
+    return SubnetRow(subnet.name, fp.params, fp.stored_bytes, compression_ratio(model, subnet))
 
 
 def format_subnet_table(rows: Sequence[SubnetRow]) -> str:

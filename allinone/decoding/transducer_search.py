@@ -74,9 +74,6 @@ class HypothesisList:
     def __iter__(self) -> Iterator[Hypothesis]:
         return iter(self._data.values())
 
-    def __contains__(self, key: tuple[int, ...]) -> bool:
-        return key in self._data
-
 
 def _log_add(a: float, b: float) -> float:
     """Numerically stable ``log(exp(a) + exp(b))`` for python floats."""
@@ -235,9 +232,7 @@ def modified_beam_search(
     if n == 0:
         return []
     device = encoder_out.device
-    blank_id = model.decoder.blank_id
     context_size = model.decoder.context_size
-
     order = sorted(range(n), key=lambda i: -lens[i])
     sorted_lens = [lens[i] for i in order]
     enc_proj = model.joiner.project_encoder(encoder_out[order], head_bits)  # (N, T, joiner_dim)
@@ -248,64 +243,103 @@ def modified_beam_search(
     # hypotheses reuse last frame's decoder output; the cache is pruned to the surviving
     # contexts every frame so its size stays bounded by N * beam.
     cache: dict[Context, torch.Tensor] = {}
-
-    num_frames = sorted_lens[0]
-    for t in range(num_frames):
+    for t in range(sorted_lens[0]):
+        # Longest-first order makes the running utterances a prefix of the batch.
         batch_size = sum(1 for x in sorted_lens if x > t)
-        flat: list[Hypothesis] = []
-        counts: list[int] = []
-        for b in range(batch_size):
-            hyps_b = list(beams[b])
-            flat.extend(hyps_b)
-            counts.append(len(hyps_b))
+        flat = [h for b in range(batch_size) for h in beams[b]]
+        counts = [len(beams[b]) for b in range(batch_size)]
         contexts = [h.ys[-context_size:] for h in flat]
-
-        missing = list(dict.fromkeys(c for c in contexts if c not in cache))
-        if missing:
-            for c, row in zip(missing, _project_decoder(model, missing, device, head_bits)):
-                cache[c] = row
-        dec = torch.stack([cache[c] for c in contexts])  # (H, joiner_dim)
-
-        counts_t = torch.tensor(counts, device=device)
-        enc = enc_proj[:batch_size, t].repeat_interleave(counts_t, dim=0)  # (H, joiner_dim)
+        dec = _cached_decoder_rows(model, contexts, cache, device, head_bits)  # (H, joiner_dim)
+        enc = enc_proj[:batch_size, t].repeat_interleave(torch.tensor(counts, device=device), dim=0)
         logits = model.joiner(enc, dec, project_input=False, bits=head_bits)  # (H, V)
-        logits = _penalise_blank(logits, blank_id, blank_penalty)
-        # Scores are accumulated in float64: they are sums over many frames and log-adds
-        # of merged alignments, where float32 rounding could reorder near-tied hypotheses.
-        log_probs = logits.log_softmax(dim=-1).double()
-        prev = torch.tensor([h.log_prob for h in flat], dtype=torch.float64, device=device)
-        scores = log_probs + prev.unsqueeze(1)  # (H, V)
-
-        # Scatter into (B, max_hyps, V) padded with -inf so one topk serves the batch.
-        vocab = scores.size(1)
-        max_hyps = max(counts)
-        utt = torch.repeat_interleave(torch.arange(batch_size, device=device), counts_t)
-        offsets = torch.cumsum(counts_t, 0) - counts_t
-        slot = torch.arange(len(flat), device=device) - offsets[utt]
-        padded = scores.new_full((batch_size, max_hyps, vocab), -math.inf)
-        padded[utt, slot] = scores
-        k = min(beam, max_hyps * vocab)
-        top_scores, top_idx = padded.view(batch_size, -1).topk(k, dim=-1)
-
-        top_scores_l = top_scores.tolist()
-        top_idx_l = top_idx.tolist()
-        offsets_l = offsets.tolist()
-        for b in range(batch_size):
-            new_list = HypothesisList()
-            for score, idx in zip(top_scores_l[b], top_idx_l[b]):
-                h, tok = divmod(idx, vocab)
-                if h >= counts[b]:
-                    continue  # padding slot; only reached when this utterance has few hyps
-                src = flat[offsets_l[b] + h]
-                ys = src.ys if tok == blank_id else src.ys + (tok,)
-                new_list.add(Hypothesis(ys=ys, log_prob=score))
-            beams[b] = new_list
-
+        scores = _expansion_scores(logits, flat, model.decoder.blank_id, blank_penalty)
+        beams[:batch_size] = _best_expansions(scores, flat, counts, beam, model.decoder.blank_id)
         alive = {h.ys[-context_size:] for b in range(batch_size) for h in beams[b]}
         cache = {c: v for c, v in cache.items() if c in alive}
 
     results: list[list[int]] = [[] for _ in range(n)]
     for sorted_idx, orig_idx in enumerate(order):
-        best = beams[sorted_idx].get_most_probable()
-        results[orig_idx] = list(best.ys[context_size:])
+        results[orig_idx] = list(beams[sorted_idx].get_most_probable().ys[context_size:])
     return results
+
+
+def _cached_decoder_rows(
+    model: nn.Module,
+    contexts: list[Context],
+    cache: dict[Context, torch.Tensor],
+    device: torch.device,
+    head_bits: int,
+) -> torch.Tensor:
+    """(H, joiner_dim) projected decoder output of each context; the decoder runs once on
+    the contexts not yet in ``cache``, which it fills."""
+    missing = list(dict.fromkeys(c for c in contexts if c not in cache))
+    if missing:
+        for c, row in zip(missing, _project_decoder(model, missing, device, head_bits)):
+            cache[c] = row
+    return torch.stack([cache[c] for c in contexts])
+
+
+def _expansion_scores(
+    logits: torch.Tensor, flat: list[Hypothesis], blank_id: int, blank_penalty: float
+) -> torch.Tensor:
+    """(H, V) total log-probability of each hypothesis extended by each token (or blank).
+
+    Args:
+        logits: (H, V) joiner output, one row per hypothesis in ``flat``.
+    """
+    logits = _penalise_blank(logits, blank_id, blank_penalty)
+    # Scores are accumulated in float64: they are sums over many frames and log-adds
+    # of merged alignments, where float32 rounding could reorder near-tied hypotheses.
+    log_probs = logits.log_softmax(dim=-1).double()
+    prev = torch.tensor([h.log_prob for h in flat], dtype=torch.float64, device=logits.device)
+    return log_probs + prev.unsqueeze(1)
+
+
+def _best_expansions(
+    scores: torch.Tensor, flat: list[Hypothesis], counts: list[int], beam: int, blank_id: int
+) -> list[HypothesisList]:
+    """Per utterance, the ``beam`` best expansions, merged by token sequence.
+
+    Args:
+        scores: (H, V) from :func:`_expansion_scores`; rows are the hypotheses of ``flat``,
+            utterance by utterance, ``counts[b]`` of utterance ``b``.
+    Returns:
+        one :class:`HypothesisList` per utterance.
+    """
+    top_scores, top_idx, offsets = _topk_per_utterance(scores, counts, beam)
+    vocab = scores.size(1)
+    beams = []
+    for b in range(len(counts)):
+        new_list = HypothesisList()
+        for score, idx in zip(top_scores[b], top_idx[b]):
+            h, tok = divmod(idx, vocab)
+            if h >= counts[b]:
+                continue  # padding slot; only reached when this utterance has few hyps
+            src = flat[offsets[b] + h]
+            ys = src.ys if tok == blank_id else src.ys + (tok,)
+            new_list.add(Hypothesis(ys=ys, log_prob=score))
+        beams.append(new_list)
+    return beams
+
+
+def _topk_per_utterance(
+    scores: torch.Tensor, counts: list[int], beam: int
+) -> tuple[list[list[float]], list[list[int]], list[int]]:
+    """The ``beam`` best entries of each utterance's block of rows of ``scores``.
+
+    Returns:
+        (scores, flat indices ``hyp * V + token`` within the utterance's block, offset of
+        each block's first row), as python lists.
+    """
+    device = scores.device
+    batch_size, vocab = len(counts), scores.size(1)
+    counts_t = torch.tensor(counts, device=device)
+    # Scatter into (B, max_hyps, V) padded with -inf so one topk serves the batch.
+    max_hyps = max(counts)
+    utt = torch.repeat_interleave(torch.arange(batch_size, device=device), counts_t)
+    offsets = torch.cumsum(counts_t, 0) - counts_t
+    slot = torch.arange(scores.size(0), device=device) - offsets[utt]
+    padded = scores.new_full((batch_size, max_hyps, vocab), -math.inf)
+    padded[utt, slot] = scores
+    top_scores, top_idx = padded.view(batch_size, -1).topk(min(beam, max_hyps * vocab), dim=-1)
+    return top_scores.tolist(), top_idx.tolist(), offsets.tolist()

@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from allinone.quant.annealing import Annealing
 from allinone.quant.layers import QLinear
 from allinone.subnet import FLOAT_BITS
 
@@ -89,6 +90,7 @@ class RelPositionMultiheadAttention(nn.Module):
         pos_emb: torch.Tensor,
         key_padding_mask: Optional[torch.Tensor] = None,
         bits: int = FLOAT_BITS,
+        annealing: Optional[Annealing] = None,
     ) -> torch.Tensor:
         """Attend.
 
@@ -97,13 +99,14 @@ class RelPositionMultiheadAttention(nn.Module):
             pos_emb: (1, 2T-1, d_model) from ``RelPositionalEncoding``.
             key_padding_mask: (N, T) bool, True at padded frames.
             bits: weight bit-width of the three projections.
+            annealing: quantizer annealing state of this step (None: not annealing).
         Returns:
             (N, T, d_model).
         """
         n, t, d = x.shape
         h, dk = self.num_heads, self.head_dim
-        q, k, v = self.in_proj(x, bits).view(n, t, 3, h, dk).unbind(2)  # each (N, T, H, dk)
-        p = self.linear_pos(pos_emb, bits).view(1, -1, h, dk)
+        q, k, v = self.in_proj(x, bits, annealing).view(n, t, 3, h, dk).unbind(2)  # each (N, T, H, dk)
+        p = self.linear_pos(pos_emb, bits, annealing).view(1, -1, h, dk)
 
         k = k.transpose(1, 2)  # (N, H, T, dk)
         v = v.transpose(1, 2)
@@ -115,4 +118,4 @@ class RelPositionMultiheadAttention(nn.Module):
             scores = scores.masked_fill(key_padding_mask[:, None, None, :], float("-inf"))
         weights = F.dropout(torch.softmax(scores, dim=-1), p=self.dropout, training=self.training)
         out = torch.matmul(weights, v).transpose(1, 2).reshape(n, t, d)
-        return self.out_proj(out, bits)
+        return self.out_proj(out, bits, annealing)

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from allinone.nn.attention import RelPositionalEncoding, RelPositionMultiheadAttention
 from allinone.nn.normalize import utterance_cmvn
 from allinone.nn.subsampling import Conv2dSubsampling
+from allinone.quant.annealing import Annealing
 from allinone.quant.layers import QConv1d, QLinear
 from allinone.subnet import FLOAT_BITS, FULL, SubnetConfig, SubnetError
 from allinone.unfold import occurrence_key, occurrences
@@ -70,19 +71,26 @@ class FeedForward(nn.Module):
         """Number of hidden units used at width ``ratio`` (at least one)."""
         return max(1, int(round(self.ffn_dim * ratio)))
 
-    def forward(self, x: torch.Tensor, ratio: float = 1.0, bits: int = FLOAT_BITS) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        ratio: float = 1.0,
+        bits: int = FLOAT_BITS,
+        annealing: Optional[Annealing] = None,
+    ) -> torch.Tensor:
         """Apply the FFN.
 
         Args:
             x: (N, T, d_model).
             ratio: fraction of hidden units to use, in (0, 1].
             bits: weight bit-width.
+            annealing: quantizer annealing state of this step (None: not annealing).
         Returns:
             (N, T, d_model).
         """
         k = self.hidden_units(ratio)
-        w1 = self.linear1.quantized_weight(bits, out_units=k)
-        w2 = self.linear2.quantized_weight(bits, in_units=k)
+        w1 = self.linear1.quantized_weight(bits, out_units=k, annealing=annealing)
+        w2 = self.linear2.quantized_weight(bits, in_units=k, annealing=annealing)
         hidden = F.silu(F.linear(x, w1, self.linear1.bias[:k]))
         return F.linear(self.dropout(hidden), w2, self.linear2.bias)
 
@@ -150,6 +158,7 @@ class ConvolutionModule(nn.Module):
         pad_mask: Optional[torch.Tensor] = None,
         bits: int = FLOAT_BITS,
         norm_slot: int = 0,
+        annealing: Optional[Annealing] = None,
     ) -> torch.Tensor:
         """Apply the module.
 
@@ -159,18 +168,19 @@ class ConvolutionModule(nn.Module):
                 depthwise conv so they cannot leak into valid frames.
             bits: weight bit-width of the three convolutions.
             norm_slot: which BatchNorm running statistics to use and update.
+            annealing: quantizer annealing state of this step (None: not annealing).
         Returns:
             (N, T, d_model).
         """
-        y = F.glu(self.pointwise1(x.transpose(1, 2), bits), dim=1)  # (N, C, T)
+        y = F.glu(self.pointwise1(x.transpose(1, 2), bits, annealing), dim=1)  # (N, C, T)
         if pad_mask is not None:
             y = y.masked_fill(pad_mask[:, None, :], 0.0)
-        y = self.depthwise(y, bits)
+        y = self.depthwise(y, bits, annealing)
         if self.norm_type == "batchnorm":
             y = F.silu(self.norm(y, norm_slot))
         else:
             y = F.silu(self.norm(y.transpose(1, 2))).transpose(1, 2)
-        return self.pointwise2(y, bits).transpose(1, 2)
+        return self.pointwise2(y, bits, annealing).transpose(1, 2)
 
 
 class ConformerLayer(nn.Module):
@@ -214,6 +224,7 @@ class ConformerLayer(nn.Module):
         ffn_ratio: float = 1.0,
         bits: Optional[LayerBits] = None,
         norm_slot: int = 0,
+        annealing: Optional[Annealing] = None,
     ) -> torch.Tensor:
         """Apply the block.
 
@@ -224,15 +235,17 @@ class ConformerLayer(nn.Module):
             ffn_ratio: FFN width fraction used by both macaron FFNs.
             bits: bit-width per weight class ("ffn", "attn", "conv"); missing = float.
             norm_slot: the convolution module's BatchNorm statistics set.
+            annealing: quantizer annealing state of this step (None: not annealing).
         Returns:
             (N, T, d_model).
         """
         bits = bits or {}
         b_ffn, b_attn, b_conv = (bits.get(c, FLOAT_BITS) for c in ("ffn", "attn", "conv"))
-        x = x + 0.5 * self.dropout(self.ff_macaron(self.norm_ff_macaron(x), ffn_ratio, b_ffn))
-        x = x + self.dropout(self.self_attn(self.norm_mha(x), pos_emb, pad_mask, b_attn))
-        x = x + self.dropout(self.conv(self.norm_conv(x), pad_mask, b_conv, norm_slot))
-        x = x + 0.5 * self.dropout(self.ff(self.norm_ff(x), ffn_ratio, b_ffn))
+        a = annealing
+        x = x + 0.5 * self.dropout(self.ff_macaron(self.norm_ff_macaron(x), ffn_ratio, b_ffn, a))
+        x = x + self.dropout(self.self_attn(self.norm_mha(x), pos_emb, pad_mask, b_attn, a))
+        x = x + self.dropout(self.conv(self.norm_conv(x), pad_mask, b_conv, norm_slot, a))
+        x = x + 0.5 * self.dropout(self.ff(self.norm_ff(x), ffn_ratio, b_ffn, a))
         return self.norm_final(x)
 
 
@@ -317,7 +330,11 @@ class ConformerEncoder(nn.Module):
         return x * self.unfold_gain[block, occurrence - 1] + self.unfold_bias[block, occurrence - 1]
 
     def forward(
-        self, x: torch.Tensor, x_lens: torch.Tensor, subnet: SubnetConfig = FULL
+        self,
+        x: torch.Tensor,
+        x_lens: torch.Tensor,
+        subnet: SubnetConfig = FULL,
+        annealing: Optional[Annealing] = None,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Encode.
 
@@ -326,17 +343,20 @@ class ConformerEncoder(nn.Module):
             x_lens: (N,) valid frame counts.
             subnet: which layers (1..depth, or its unfolding schedule), FFN width and weight
                 bit-widths to run.
+            annealing: quantizer annealing state of this training step (GQ sharpness,
+                Gumbel temperature); None: not annealing (evaluation runs the deployed
+                quantizers, training the layers' defaults).
         Returns:
             (encoder_out, encoder_out_lens): (N, T', d_model) and (N,).
         """
         schedule = subnet.schedule(self.num_layers)
         subnet = subnet.resolved(self.num_layers)
         bits = {c: subnet.bits_for(c) for c in ("ffn", "attn", "conv")}
-        x, x_lens = self.embed(utterance_cmvn(x, x_lens), x_lens, subnet.bits_for("subsampling"))
+        x, x_lens = self.embed(utterance_cmvn(x, x_lens), x_lens, subnet.bits_for("subsampling"), annealing)
         pad_mask = make_pad_mask(x_lens, x.size(1))
         pos_emb = self.pos_enc(x.size(1), device=x.device, dtype=x.dtype)
         for i, (block, occurrence) in enumerate(zip(schedule, occurrences(schedule))):
             slot = self.norm_slot(subnet, occurrence)
-            x = self.layers[block](x, pos_emb, pad_mask, subnet.layer_ratio(i), bits, slot)
+            x = self.layers[block](x, pos_emb, pad_mask, subnet.layer_ratio(i), bits, slot, annealing)
             x = self._relax(x, block, occurrence, subnet)
         return self.output_norm(x), x_lens

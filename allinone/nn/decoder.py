@@ -1,9 +1,12 @@
 """Stateless transducer prediction network: an embedding plus a small context convolution."""
 
+from typing import Optional
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from allinone.quant.annealing import Annealing
 from allinone.quant.layers import QConv1d, run_at_bits
 from allinone.subnet import FLOAT_BITS
 
@@ -47,7 +50,13 @@ class StatelessDecoder(nn.Module):
         else:
             self.conv = None
 
-    def forward(self, y: torch.Tensor, need_pad: bool = True, bits: int = FLOAT_BITS) -> torch.Tensor:
+    def forward(
+        self,
+        y: torch.Tensor,
+        need_pad: bool = True,
+        bits: int = FLOAT_BITS,
+        annealing: Optional[Annealing] = None,
+    ) -> torch.Tensor:
         """Embed a token history.
 
         Args:
@@ -57,6 +66,7 @@ class StatelessDecoder(nn.Module):
                (the beam-search case).
             need_pad: see above.
             bits: weight bit-width of the calling subnet's heads (quantized convolutions only).
+            annealing: quantizer annealing state of this step (None: not annealing).
         Returns:
             (N, U, decoder_dim) when ``need_pad``, else (N, 1, decoder_dim).
         """
@@ -71,4 +81,4 @@ class StatelessDecoder(nn.Module):
                 f"without padding the history must hold exactly {self.context_size} tokens, "
                 f"got {emb.size(-1)}"
             )
-        return F.relu(run_at_bits(self.conv, emb, bits).permute(0, 2, 1))
+        return F.relu(run_at_bits(self.conv, emb, bits, annealing).permute(0, 2, 1))

@@ -1,8 +1,11 @@
 """Transducer joint network."""
 
+from typing import Optional
+
 import torch
 import torch.nn as nn
 
+from allinone.quant.annealing import Annealing
 from allinone.quant.layers import QLinear, run_at_bits
 from allinone.subnet import FLOAT_BITS
 
@@ -31,13 +34,17 @@ class Joiner(nn.Module):
         self.decoder_proj = linear(decoder_dim, joiner_dim)
         self.output_linear = linear(joiner_dim, vocab_size)
 
-    def project_encoder(self, encoder_out: torch.Tensor, bits: int = FLOAT_BITS) -> torch.Tensor:
+    def project_encoder(
+        self, encoder_out: torch.Tensor, bits: int = FLOAT_BITS, annealing: Optional[Annealing] = None
+    ) -> torch.Tensor:
         """(..., encoder_dim) -> (..., joiner_dim)."""
-        return run_at_bits(self.encoder_proj, encoder_out, bits)
+        return run_at_bits(self.encoder_proj, encoder_out, bits, annealing)
 
-    def project_decoder(self, decoder_out: torch.Tensor, bits: int = FLOAT_BITS) -> torch.Tensor:
+    def project_decoder(
+        self, decoder_out: torch.Tensor, bits: int = FLOAT_BITS, annealing: Optional[Annealing] = None
+    ) -> torch.Tensor:
         """(..., decoder_dim) -> (..., joiner_dim)."""
-        return run_at_bits(self.decoder_proj, decoder_out, bits)
+        return run_at_bits(self.decoder_proj, decoder_out, bits, annealing)
 
     def forward(
         self,
@@ -45,6 +52,7 @@ class Joiner(nn.Module):
         decoder_out: torch.Tensor,
         project_input: bool = True,
         bits: int = FLOAT_BITS,
+        annealing: Optional[Annealing] = None,
     ) -> torch.Tensor:
         """Joint logits.
 
@@ -54,10 +62,11 @@ class Joiner(nn.Module):
                 broadcastable against ``encoder_out``.
             project_input: apply ``encoder_proj``/``decoder_proj`` first.
             bits: weight bit-width of the calling subnet's heads (quantized joiners only).
+            annealing: quantizer annealing state of this step (None: not annealing).
         Returns:
             (..., vocab_size) unnormalised logits.
         """
         if project_input:
-            encoder_out = self.project_encoder(encoder_out, bits)
-            decoder_out = self.project_decoder(decoder_out, bits)
-        return run_at_bits(self.output_linear, torch.tanh(encoder_out + decoder_out), bits)
+            encoder_out = self.project_encoder(encoder_out, bits, annealing)
+            decoder_out = self.project_decoder(decoder_out, bits, annealing)
+        return run_at_bits(self.output_linear, torch.tanh(encoder_out + decoder_out), bits, annealing)

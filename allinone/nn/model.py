@@ -12,6 +12,7 @@ from allinone.losses.distill import masked_kl
 from allinone.nn.conformer import ConformerEncoder
 from allinone.nn.decoder import StatelessDecoder
 from allinone.nn.joiner import Joiner
+from allinone.quant.annealing import Annealing
 from allinone.quant.layers import QLinear, configure_quantizers, run_at_bits
 from allinone.quant.quantizer import QuantConfig
 from allinone.subnet import FLOAT_BITS, FULL, HEAD_CLASS, MIXED_BITS, SubnetConfig, SubnetError
@@ -178,17 +179,22 @@ class Transducer(nn.Module):
         return get_rnnt_backend(self.loss_backend)
 
     def encode(
-        self, features: torch.Tensor, feature_lens: torch.Tensor, subnet: SubnetConfig = FULL
+        self,
+        features: torch.Tensor,
+        feature_lens: torch.Tensor,
+        subnet: SubnetConfig = FULL,
+        annealing: Optional[Annealing] = None,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Run the encoder of ``subnet``.
 
         Args:
             features: (N, T, num_features).
             feature_lens: (N,).
+            annealing: quantizer annealing state of this training step (None: not annealing).
         Returns:
             (encoder_out, encoder_out_lens): (N, T', d_model), (N,).
         """
-        return self.encoder(features, feature_lens, subnet)
+        return self.encoder(features, feature_lens, subnet, annealing)
 
     def forward(
         self,
@@ -201,6 +207,7 @@ class Transducer(nn.Module):
         subnet: SubnetConfig = FULL,
         teacher: Optional[DistillTargets] = None,
         return_targets: bool = False,
+        annealing: Optional[Annealing] = None,
     ):
         """Per-utterance losses of every head the model has.
 
@@ -214,22 +221,25 @@ class Transducer(nn.Module):
             subnet: encoder slice to train.
             teacher: distribution targets of a teacher subnet; adds the KL terms.
             return_targets: also return this subnet's detached ``DistillTargets``.
+            annealing: quantizer annealing state of this training step (GQ sharpness,
+                Gumbel temperature), for every quantized layer of the encoder and heads;
+                None: not annealing (``allinone.quant.annealing``).
         Returns:
             dict with "simple" and "pruned" (transducer head) and/or "ctc" (CTC head),
             each (N,), summed over each utterance's frames; with ``teacher``, also "kl"
             (transducer joiner outputs on the teacher's pruned lattice) and/or "kl_ctc".
             With ``return_targets``, the pair (losses, targets).
         """
-        encoder_out, encoder_out_lens = self.encode(features, feature_lens, subnet)
+        encoder_out, encoder_out_lens = self.encode(features, feature_lens, subnet, annealing)
         bits = self.head_bits(subnet)
         losses: Dict[str, torch.Tensor] = {}
         ranges = joiner_log_probs = ctc_log_probs = None
         if self.config.use_transducer:
             losses["simple"], losses["pruned"], ranges, logits, decoder_out = self._transducer_terms(
-                encoder_out, encoder_out_lens, labels, prune_range, am_scale, lm_scale, bits
+                encoder_out, encoder_out_lens, labels, prune_range, am_scale, lm_scale, bits, annealing
             )
             if teacher is not None:
-                on_teacher = self.pruned_logits(encoder_out, decoder_out, teacher.ranges, bits)
+                on_teacher = self.pruned_logits(encoder_out, decoder_out, teacher.ranges, bits, annealing)
                 losses["kl"] = masked_kl(
                     teacher.joiner_log_probs, on_teacher.float().log_softmax(-1), encoder_out_lens
                 )
@@ -237,7 +247,7 @@ class Transducer(nn.Module):
                 joiner_log_probs = logits.detach().float().log_softmax(-1)
                 ranges = ranges.detach()
         if self.config.use_ctc:
-            ctc_log_probs = self.ctc_log_probs(encoder_out, bits)
+            ctc_log_probs = self.ctc_log_probs(encoder_out, bits, annealing)
             losses["ctc"] = self._ctc_loss_from_log_probs(ctc_log_probs, encoder_out_lens, labels)
             if teacher is not None:
                 losses["kl_ctc"] = masked_kl(teacher.ctc_log_probs, ctc_log_probs, encoder_out_lens)
@@ -252,7 +262,11 @@ class Transducer(nn.Module):
         return losses, targets
 
     def lattice_inputs(
-        self, encoder_out_lens: torch.Tensor, labels: List[List[int]], head_bits: int = FLOAT_BITS
+        self,
+        encoder_out_lens: torch.Tensor,
+        labels: List[List[int]],
+        head_bits: int = FLOAT_BITS,
+        annealing: Optional[Annealing] = None,
     ):
         """Padded symbols (N, S), k2-style boundary (N, 4) and decoder output (N, S+1, decoder_dim)
         (the decoder at ``head_bits``)."""
@@ -260,7 +274,10 @@ class Transducer(nn.Module):
         blank = self.config.blank_id
         symbols = pad_labels(labels, blank, device)
         decoder_out = self.decoder(
-            pad_labels([[blank] + y for y in labels], blank, device), need_pad=True, bits=head_bits
+            pad_labels([[blank] + y for y in labels], blank, device),
+            need_pad=True,
+            bits=head_bits,
+            annealing=annealing,
         )
         boundary = torch.zeros(len(labels), 4, dtype=torch.long, device=device)
         boundary[:, 2] = torch.tensor([len(y) for y in labels], dtype=torch.long, device=device)
@@ -302,15 +319,16 @@ class Transducer(nn.Module):
         decoder_out: torch.Tensor,
         ranges: torch.Tensor,
         head_bits: int = FLOAT_BITS,
+        annealing: Optional[Annealing] = None,
     ) -> torch.Tensor:
         """Joiner logits (N, T, R, vocab) on the pruned lattice of ``ranges`` (N, T, R),
         the joiner at ``head_bits``."""
         am_pruned, lm_pruned = self._rnnt.do_rnnt_pruning(
-            self.joiner.project_encoder(encoder_out, head_bits),
-            self.joiner.project_decoder(decoder_out, head_bits),
+            self.joiner.project_encoder(encoder_out, head_bits, annealing),
+            self.joiner.project_decoder(decoder_out, head_bits, annealing),
             ranges,
         )
-        return self.joiner(am_pruned, lm_pruned, project_input=False, bits=head_bits)
+        return self.joiner(am_pruned, lm_pruned, project_input=False, bits=head_bits, annealing=annealing)
 
     def pruned_loss(
         self,
@@ -320,10 +338,14 @@ class Transducer(nn.Module):
         boundary: torch.Tensor,
         ranges: torch.Tensor,
         head_bits: int = FLOAT_BITS,
+        annealing: Optional[Annealing] = None,
     ) -> torch.Tensor:
         """Full-joiner RNN-T loss (N,) on the pruned lattice given by ``ranges``."""
         return self._loss_of_pruned_logits(
-            self.pruned_logits(encoder_out, decoder_out, ranges, head_bits), symbols, ranges, boundary
+            self.pruned_logits(encoder_out, decoder_out, ranges, head_bits, annealing),
+            symbols,
+            ranges,
+            boundary,
         )
 
     def _loss_of_pruned_logits(self, logits, symbols, ranges, boundary) -> torch.Tensor:
@@ -331,12 +353,14 @@ class Transducer(nn.Module):
             logits.float(), symbols, ranges, self.config.blank_id, boundary, reduction="none"
         )
 
-    def ctc_log_probs(self, encoder_out: torch.Tensor, head_bits: int = FLOAT_BITS) -> torch.Tensor:
+    def ctc_log_probs(
+        self, encoder_out: torch.Tensor, head_bits: int = FLOAT_BITS, annealing: Optional[Annealing] = None
+    ) -> torch.Tensor:
         """CTC log-posteriors (N, T, vocab) of encoder frames (N, T, d_model), the output
         layer at ``head_bits``."""
         if self.ctc_output is None:
             raise ValueError("this model has no CTC head (trained without --use-ctc)")
-        return run_at_bits(self.ctc_output, encoder_out, head_bits).float().log_softmax(-1)
+        return run_at_bits(self.ctc_output, encoder_out, head_bits, annealing).float().log_softmax(-1)
 
     def ctc_loss(
         self,
@@ -344,10 +368,11 @@ class Transducer(nn.Module):
         encoder_out_lens: torch.Tensor,
         labels: List[List[int]],
         head_bits: int = FLOAT_BITS,
+        annealing: Optional[Annealing] = None,
     ) -> torch.Tensor:
         """Per-utterance CTC loss (N,) with the transducer's blank as the CTC blank."""
         return self._ctc_loss_from_log_probs(
-            self.ctc_log_probs(encoder_out, head_bits), encoder_out_lens, labels
+            self.ctc_log_probs(encoder_out, head_bits, annealing), encoder_out_lens, labels
         )
 
     def _ctc_loss_from_log_probs(
@@ -377,29 +402,38 @@ class Transducer(nn.Module):
         am_scale: float = 0.0,
         lm_scale: float = 0.25,
         head_bits: int = FLOAT_BITS,
+        annealing: Optional[Annealing] = None,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Simple and pruned losses of given encoder frames (decoder and joiner included).
 
         Args:
             encoder_out: (N, T, d_model).
             encoder_out_lens: (N,).
-            labels, prune_range, am_scale, lm_scale: as in ``forward``.
+            labels, prune_range, am_scale, lm_scale, annealing: as in ``forward``.
             head_bits: bit-width of the decoder and joiner (``head_bits(subnet)``).
         Returns:
             (simple_loss, pruned_loss): each (N,).
         """
         return self._transducer_terms(
-            encoder_out, encoder_out_lens, labels, prune_range, am_scale, lm_scale, head_bits
+            encoder_out, encoder_out_lens, labels, prune_range, am_scale, lm_scale, head_bits, annealing
         )[:2]
 
     def _transducer_terms(
-        self, encoder_out, encoder_out_lens, labels, prune_range, am_scale, lm_scale, head_bits=FLOAT_BITS
+        self,
+        encoder_out,
+        encoder_out_lens,
+        labels,
+        prune_range,
+        am_scale,
+        lm_scale,
+        head_bits=FLOAT_BITS,
+        annealing: Optional[Annealing] = None,
     ):
         """(simple_loss (N,), pruned_loss (N,), ranges (N, T, R), pruned logits (N, T, R, V), decoder_out)."""
-        symbols, boundary, decoder_out = self.lattice_inputs(encoder_out_lens, labels, head_bits)
+        symbols, boundary, decoder_out = self.lattice_inputs(encoder_out_lens, labels, head_bits, annealing)
         simple_loss, ranges = self.simple_loss_and_ranges(
             encoder_out, decoder_out, symbols, boundary, prune_range, am_scale, lm_scale
         )
-        logits = self.pruned_logits(encoder_out, decoder_out, ranges, head_bits)
+        logits = self.pruned_logits(encoder_out, decoder_out, ranges, head_bits, annealing)
         pruned_loss = self._loss_of_pruned_logits(logits, symbols, ranges, boundary)
         return simple_loss, pruned_loss, ranges, logits, decoder_out

@@ -1,9 +1,12 @@
 """Convolutional 4x frame-rate reduction in front of the Conformer."""
 
+from typing import Optional, Tuple
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from allinone.quant.annealing import Annealing
 from allinone.quant.layers import QConv2d, QLinear
 from allinone.subnet import FLOAT_BITS
 
@@ -41,18 +44,25 @@ class Conv2dSubsampling(nn.Module):
         self.out = QLinear(c2 * freq_out, d_model)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, x_lens: torch.Tensor, bits: int = FLOAT_BITS):
+    def forward(
+        self,
+        x: torch.Tensor,
+        x_lens: torch.Tensor,
+        bits: int = FLOAT_BITS,
+        annealing: Optional[Annealing] = None,
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Subsample.
 
         Args:
             x: (N, T, num_features) features.
             x_lens: (N,) valid frame counts.
             bits: weight bit-width of the convolutions and the projection.
+            annealing: quantizer annealing state of this step (None: not annealing).
         Returns:
             (y, y_lens): (N, T', d_model) and (N,), with T' = ((T - 1) // 2 - 1) // 2.
         """
-        y = F.silu(self.conv1(x.unsqueeze(1), bits))
-        y = F.silu(self.conv2(y, bits))  # (N, C, T', F')
+        y = F.silu(self.conv1(x.unsqueeze(1), bits, annealing))
+        y = F.silu(self.conv2(y, bits, annealing))  # (N, C, T', F')
         n, c, t, f = y.shape
-        y = self.out(y.permute(0, 2, 1, 3).reshape(n, t, c * f), bits)
+        y = self.out(y.permute(0, 2, 1, 3).reshape(n, t, c * f), bits, annealing)
         return self.dropout(y), subsampled_lengths(x_lens)

@@ -13,11 +13,15 @@ centroids,
     p_k = softmax_k(-alpha (u - c_k)^2),    u_soft = sum_k p_k c_k,
 
 so both the weights and the centroids receive gradients. ``alpha`` grows during training
-(``GQSchedule``), which turns the soft assignment into the nearest-centroid one; in "hard"
+(``allinone.quant.annealing.GQSchedule``; the value of a step reaches the layer as an
+``Annealing``), which turns the soft assignment into the nearest-centroid one; in "hard"
 mode the forward value is exactly the nearest centroid ``u_hard`` while gradients still
 follow the soft path (straight-through: ``u_soft + (u_hard - u_soft).detach()``). The
 output is ``expand(value) * s`` with ``expand`` the exact inverse of the companding. There
 is no regulariser: the task loss alone moves the centroids.
+
+``GQQuantizer`` is the layer-facing implementation of ``allinone.quant.quantizer.Quantizer``:
+one centroid vector per bit-width, stored as b-bit indices plus a codebook.
 
 The ``numel x K`` distance matrix is never materialised for a whole tensor: the soft
 assignment is a custom autograd function that works on chunks of ``CHUNK_ENTRIES``
@@ -27,12 +31,14 @@ backward is ``O(numel + K)`` (a 576x144 weight at 8 bits would otherwise keep se
 """
 
 import math
-from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
-import torch.nn as nn
 from torch.autograd.function import once_differentiable
+
+from allinone.quant.annealing import Annealing
+from allinone.quant.quantizer import QuantConfig, Quantizer, register_quantizer
+from allinone.subnet import FLOAT_BITS
 
 MAX_BITS = 8  # codes are stored as uint8
 # Entries of a (chunk of weights) x (centroids) matrix processed at once: 4 MiB in float32.
@@ -305,112 +311,58 @@ def init_centroids(
     return q.clamp(-1.0, 1.0).float()
 
 
-class GeneralQuantizer(nn.Module):
-    """One tensor's GQ quantizer: ``2^bits`` learnable companded centroids.
+@register_quantizer("gq")
+class GQQuantizer(Quantizer):
+    """GQ centroids per bit-width: ``centroids.b<bits>`` of shape (2^bits,), unconstrained.
 
-    The quantizer holds no reference to the weight; call ``init_from_weight`` once the
-    float weight is known (the centroids start as ``init_centroids(..., "linspace")``).
-
-    Args:
-        bits: 1..8.
-        mu: companding strength; 255 is the telephony mu-law value.
+    The centroids used are ``sorted_centroids`` of the parameter (clamped to ``[-1, 1]``
+    and sorted), so the optimizer may move the raw values anywhere.
     """
 
-    def __init__(self, bits: int, mu: float = 255.0):
-        super().__init__()
-        if not 1 <= bits <= MAX_BITS:
-            raise ValueError(f"GQ supports 1..{MAX_BITS} bits, got {bits}")
-        _check_mu(mu)
-        self.bits = bits
-        self.mu = float(mu)
-        # Unconstrained; ``centroids()`` clamps and sorts it on every use.
-        self.raw_centroids = nn.Parameter(init_centroids(torch.empty(0), bits, "linspace", self.mu))
+    state_name = "centroids"
+    side_names = ("codebook",)
 
-    @property
-    def num_levels(self) -> int:
-        """Number of centroids, ``2^bits``."""
-        return 2**self.bits
+    @classmethod
+    def check_config(cls, cfg: QuantConfig) -> None:
+        if cfg.granularity != "tensor":
+            raise ValueError("the general quantizer is per tensor; use --quant-granularity tensor")
+        _check_mu(cfg.mu)
+
+    @classmethod
+    def state_shape(cls, weight_shape: Tuple[int, ...], bits: int, cfg: QuantConfig) -> Tuple[int, ...]:
+        return (2**bits,)
 
     @torch.no_grad()
-    def init_from_weight(self, weight: torch.Tensor, method: str = "quantile") -> None:
-        """Reset the centroids from ``weight`` (see ``init_centroids`` for the methods)."""
-        self.raw_centroids.copy_(init_centroids(weight, self.bits, method, self.mu))
+    def init_from(self, weight: torch.Tensor) -> None:
+        for key, raw in self.items():
+            raw.copy_(init_centroids(weight, int(key[1:]), "quantile", self.cfg.mu))
 
-    def centroids(self) -> torch.Tensor:
-        """(2^bits,) sorted centroids in ``[-1, 1]`` (companded domain), differentiable."""
-        return sorted_centroids(self.raw_centroids)
+    def fake_quant(
+        self,
+        w: torch.Tensor,
+        bits: int,
+        out_units: Optional[int] = None,
+        in_units: Optional[int] = None,
+        *,
+        annealing: Annealing,
+    ) -> torch.Tensor:
+        # Per tensor: a slice is scaled by its own max|w|, so no state needs slicing.
+        c = sorted_centroids(self[f"b{bits}"])
+        return gq_fake_quant(w, c, annealing.gq_alpha, annealing.gq_hard, self.cfg.mu)
 
-    def forward(self, weight: torch.Tensor, alpha: float, hard: bool = False) -> torch.Tensor:
-        """Fake-quantized ``weight`` (any shape -> same shape); see ``gq_fake_quant``."""
-        return gq_fake_quant(weight, self.centroids(), alpha, hard, self.mu)
+    def codes(
+        self, w: torch.Tensor, bits: int, out_units: Optional[int] = None, in_units: Optional[int] = None
+    ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        indices, codebook = gq_codes(w, sorted_centroids(self[f"b{bits}"]), self.cfg.mu)
+        return indices, {"codebook": codebook}
 
-    def codes(self, weight: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """(uint8 indices shaped like ``weight``, (2^bits,) float32 codebook); see ``gq_codes``."""
-        return gq_codes(weight, self.centroids(), self.mu)
+    def storage_bits(
+        self, numel: int, bits: int, out_units: Optional[int] = None, in_units: Optional[int] = None
+    ) -> int:
+        return numel * bits + 2**bits * FLOAT_BITS
 
-    def extra_repr(self) -> str:
-        return f"bits={self.bits}, mu={self.mu:g}"
-
-
-@dataclass
-class GQSchedule:
-    """Annealing of GQ's sharpness ``alpha`` and the switch to hard (straight-through) mode.
-
-    ``alpha`` rises geometrically from ``alpha_start`` to ``alpha_end`` over
-    ``anneal_steps`` training steps and stays at ``alpha_end`` afterwards; the quantizer
-    runs hard from step ``hard_after`` on (default: when the anneal ends).
-
-    Defaults. ``p_k`` is a Gaussian bump of standard deviation ``1 / sqrt(2 alpha)`` in
-    the companded domain, so how hard a given alpha is depends on the centroid spacing:
-    with quantile initialisation on Gaussian weights the spacing is ~1.3 at 1 bit, ~0.22
-    at 2, ~0.06 at 4, ~0.015 at 6 and ~0.004 at 8 bits.
-
-    - ``alpha_start = 5`` (width ~0.3) is clearly soft for every codebook of 2 or more
-      bits (1 bit is already nearly hard), so weights and centroids all get gradients at
-      first. The soft weight is then about half its norm away from the float one: when
-      fine-tuning a trained model expect a loss jump, or start higher (at ~100 the soft
-      error is about the hard one).
-    - ``alpha_end = 1e5`` leaves the soft output within ~8% of the hard one (mean absolute
-      gap relative to the quantization error) up to 6 bits, ~50% at 8 bits; 5e3 would be
-      that hard only up to 3 bits (~11% at 4, ~40% at 5), so switching to hard mode would
-      jolt the 5- and 6-bit models. It is not larger because the soft path's gradient
-      w.r.t. a weight vanishes away from the decision boundaries as alpha grows, which
-      freezes the weights (the centroids keep learning).
-    - Geometric growth spends equal time on every order of magnitude of alpha.
-    - ``anneal_steps = 10_000`` is a short fine-tuning run; set it to about yours.
-    - ``hard_after = anneal_steps``: hard mode starts when the anneal ends.
-
-    Args:
-        alpha_start: alpha at step 0 (> 0).
-        alpha_end: alpha from step ``anneal_steps`` on (> 0).
-        anneal_steps: length of the geometric ramp (0 = ``alpha_end`` from the start).
-        hard_after: first hard step; ``None`` means ``anneal_steps``.
-    """
-
-    alpha_start: float = 5.0
-    alpha_end: float = 1e5
-    anneal_steps: int = 10_000
-    hard_after: Optional[int] = None
-
-    def __post_init__(self) -> None:
-        if not (self.alpha_start > 0 and self.alpha_end > 0):
-            raise ValueError("alpha_start and alpha_end must be positive")
-        if not (math.isfinite(self.alpha_start) and math.isfinite(self.alpha_end)):
-            raise ValueError("alpha_start and alpha_end must be finite")
-        if self.anneal_steps < 0:
-            raise ValueError(f"anneal_steps must be >= 0, got {self.anneal_steps}")
-        if self.hard_after is None:
-            self.hard_after = self.anneal_steps
-
-    def alpha(self, step: int) -> float:
-        """Sharpness at training step ``step`` (0-based): geometric ramp, then constant."""
-        if step >= self.anneal_steps:
-            return float(self.alpha_end)
-        if step <= 0:
-            return float(self.alpha_start)
-        frac = step / self.anneal_steps
-        return float(self.alpha_start * (self.alpha_end / self.alpha_start) ** frac)
-
-    def is_hard(self, step: int) -> bool:
-        """Whether step ``step`` uses the hard (straight-through) forward."""
-        return step >= self.hard_after
+    @classmethod
+    def decode(
+        cls, codes: torch.Tensor, bits: int, side: Dict[str, torch.Tensor], cfg: QuantConfig
+    ) -> torch.Tensor:
+        return side["codebook"][codes.long()]

@@ -4,7 +4,7 @@ Every quantized encoder layer holds architecture logits over candidate bit-width
 (``QuantConfig.mixed_candidates``, default {2, 3, 4, 6, 8}) that share its float weight.
 While searching, a subnet with ``bits = MIXED_BITS`` runs each layer with a
 Gumbel-softmax blend of its candidate quantizations (one weight, one matmul; the
-temperature is annealed, ``TauSchedule``). The training loss adds
+temperature is annealed, ``allinone.quant.annealing.TauSchedule``). The training loss adds
 
     penalty_scale * (expected average bits - target)^2,
 
@@ -26,8 +26,6 @@ a model retrained from the float weights (``apply_bit_map``).
 """
 
 import json
-import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -202,18 +200,3 @@ def format_bit_map(bits: Dict[str, int]) -> str:
         module = ".".join(parts[3:] if in_layer else parts[2:])
         rows.setdefault(block, []).append(f"{module}:{b}")
     return "\n".join(f"{block}: {' '.join(items)}" for block, items in rows.items())
-
-
-@dataclass
-class TauSchedule:
-    """Gumbel-softmax temperature, geometric from ``tau_start`` to ``tau_end`` over ``anneal_steps``."""
-
-    tau_start: float = 1.0
-    tau_end: float = 0.1
-    anneal_steps: int = 1000
-
-    def tau(self, step: int) -> float:
-        if step >= self.anneal_steps or self.anneal_steps <= 0:
-            return self.tau_end
-        frac = max(step, 0) / self.anneal_steps
-        return self.tau_start * math.exp(frac * math.log(self.tau_end / self.tau_start))

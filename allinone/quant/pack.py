@@ -30,8 +30,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 import numpy as np
 import torch
 
-from allinone.quant.lsq import quant_levels
-from allinone.utils.checkpoint import write_atomic
+from allinone.utils.atomic import write_atomic
 
 MAGIC = b"AIOPACK\x01"
 KINDS = ("float", "packed")
@@ -129,58 +128,6 @@ def unpack_bits(packed: torch.Tensor, bits: int, numel: int) -> torch.Tensor:
     for j in range(bits):
         codes |= planes[:, j].to(torch.int64) << j
     return codes
-
-
-def offset_codes(codes: torch.Tensor, bits: int) -> torch.Tensor:
-    """Map symmetric codes ``-Q..Q`` (``{-1, 1}`` for 1 bit) to unsigned codes for ``pack_bits``.
-
-    For ``bits >= 2`` the map is ``c + Q`` with ``Q = 2^(bits-1) - 1`` (so ``2^bits - 1`` is
-    never used); for 1 bit it is ``-1 -> 0, 1 -> 1``.
-
-    Args:
-        codes: any shape, integer dtype, e.g. from ``lsq_codes``.
-        bits: 1..8.
-    Returns:
-        int64 tensor like ``codes`` with values in ``[0, 2^bits)``.
-    Raises:
-        ValueError: a code outside the symmetric grid.
-    """
-    _check_bits(bits)
-    _check_integer_dtype(codes, "codes")
-    c = codes.detach().to(torch.int64)
-    if bits == 1:
-        if not bool(((c == 1) | (c == -1)).all()):
-            raise ValueError("1-bit codes must be -1 or 1")
-        return (c + 1) // 2
-    q = quant_levels(bits)
-    if c.numel() and int(c.abs().max()) > q:
-        raise ValueError(
-            f"{bits}-bit symmetric codes must lie in [-{q}, {q}], "
-            f"got values in [{int(c.min())}, {int(c.max())}]"
-        )
-    return c + q
-
-
-def unoffset_codes(codes: torch.Tensor, bits: int) -> torch.Tensor:
-    """Inverse of ``offset_codes``: unsigned codes back to ``-Q..Q`` (``{-1, 1}`` for 1 bit).
-
-    Args:
-        codes: any shape, integer dtype, values in ``[0, 2Q]`` (``{0, 1}`` for 1 bit).
-        bits: 1..8.
-    Returns:
-        int64 tensor like ``codes``.
-    Raises:
-        ValueError: a code that ``offset_codes`` cannot have produced.
-    """
-    _check_bits(bits)
-    _check_integer_dtype(codes, "codes")
-    c = codes.detach().to(torch.int64)
-    top = 1 if bits == 1 else 2 * quant_levels(bits)
-    if c.numel() and (int(c.min()) < 0 or int(c.max()) > top):
-        raise ValueError(
-            f"offset {bits}-bit codes must lie in [0, {top}], got values in [{int(c.min())}, {int(c.max())}]"
-        )
-    return 2 * c - 1 if bits == 1 else c - quant_levels(bits)
 
 
 # --------------------------------------------------------------------------- records

@@ -1,35 +1,39 @@
-"""How a layer's weights are quantized: one config, one set of functions every layer uses.
+"""The quantizer interface, its registry, and the config that picks an implementation.
 
-``QuantConfig`` decides the method and granularity for every quantized layer of a model
+``QuantConfig`` decides how every quantized layer of a model quantizes its weight
 (torchao-style: the float model stays the source of truth, ``configure_quantizers``
-applies the config once):
+applies the config once). Its ``method`` names a registered ``Quantizer``
+implementation; ``make_quantizer`` builds it, and from then on every layer calls its
+quantizer through the interface below, never by asking which method it is:
 
-- ``lsq`` (uniform, ``allinone.quant.lsq``): a learnable step per bit-width at
-  ``tensor`` (one step), ``channel`` (one per output channel) or ``group`` (one per
-  ``group_size`` consecutive input entries of each output channel, over the flattened
-  input and kernel dimensions) granularity.
-- ``gq`` (``allinone.quant.gq``): per-tensor mu-law companded, learnable centroids per
-  bit-width; the softmax sharpness comes from the layer's annealing state.
-- ``mixed_candidates`` (one-stage mixed precision, ``allinone.quant.mixed``): every layer
-  also holds architecture logits over the candidate bit-widths and, once finalised, its
-  chosen bit-width.
+- ``lsq`` (``allinone.quant.lsq.LSQQuantizer``): uniform, a learnable step per bit-width
+  at ``tensor``, ``channel`` or ``group`` granularity.
+- ``gq`` (``allinone.quant.gq.GQQuantizer``): per-tensor mu-law companded, learnable
+  centroids per bit-width; the softmax sharpness comes from the ``Annealing`` passed in.
 
-Slicing (``out_units``/``in_units``) selects a prefix of output rows or input columns,
-as the nested FFN widths need; the matching prefix of steps is used, so a slice of a
-quantized tensor equals the quantized slice.
+``mixed_candidates`` (one-stage mixed precision) is independent of the method: the layer
+(``allinone.quant.layers``) blends its quantizer's outputs at several bit-widths.
+
+A quantizer holds one state tensor per supported bit-width (``b1`` .. ``b8``) and is
+registered in its layer under ``state_name``, so the state-dict keys are
+``<layer>.steps.b4`` (LSQ) or ``<layer>.centroids.b4`` (GQ).
 """
 
-import math
+import abc
 from dataclasses import asdict, dataclass
-from typing import Optional, Tuple
+from typing import Callable, ClassVar, Dict, Iterable, Optional, Tuple, Type
 
 import torch
-import torch.nn.functional as F
+import torch.nn as nn
 
-from allinone.quant.lsq import quant_levels
+from allinone.quant.annealing import Annealing
+from allinone.subnet import FLOAT_BITS, SUPPORTED_BITS
 
-METHODS = ("lsq", "gq")
+# Every bit-width a quantizer keeps state for (subnets pick one of them per call).
+QUANT_BITS = tuple(b for b in SUPPORTED_BITS if 0 < b < FLOAT_BITS)
 GRANULARITIES = ("tensor", "channel", "group")
+
+_REGISTRY: Dict[str, Type["Quantizer"]] = {}
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,8 @@ class QuantConfig:
     """Quantizer choice shared by every quantized layer of a model.
 
     Args:
-        method: "lsq" (uniform, learned step) or "gq" (general quantizer).
+        method: name of a registered quantizer: "lsq" (uniform, learned step) or "gq"
+            (general quantizer).
         granularity: LSQ step sharing: "tensor", "channel" or "group" (GQ: "tensor" only).
         group_size: input entries per step with "group" granularity.
         mu: GQ companding strength.
@@ -51,14 +56,11 @@ class QuantConfig:
     mixed_candidates: Tuple[int, ...] = ()
 
     def __post_init__(self):
-        if self.method not in METHODS:
-            raise ValueError(f"unknown quantizer {self.method!r}; valid: {METHODS}")
         if self.granularity not in GRANULARITIES:
             raise ValueError(f"unknown granularity {self.granularity!r}; valid: {GRANULARITIES}")
-        if self.method == "gq" and self.granularity != "tensor":
-            raise ValueError("the general quantizer is per tensor; use --quant-granularity tensor")
         if self.group_size < 1:
             raise ValueError(f"group_size must be >= 1, got {self.group_size}")
+        quantizer_class(self.method).check_config(self)
         cands = tuple(sorted(int(b) for b in self.mixed_candidates))
         bad = [b for b in cands if not 1 <= b <= 8 or b == 7]
         if bad:
@@ -69,67 +71,130 @@ class QuantConfig:
         return asdict(self)
 
 
-def flat_rows(weight: torch.Tensor) -> torch.Tensor:
-    """(C_out, ...) weight as (C_out, fan_in): one row per output channel."""
-    return weight.reshape(weight.shape[0], -1)
+class Quantizer(nn.ParameterDict, abc.ABC):
+    """One layer's weight quantizer at every bit-width of ``QUANT_BITS``.
+
+    It is a ``ParameterDict`` of its learnable state, one tensor per bit-width keyed
+    ``b<bits>`` (LSQ steps, GQ centroids), so ``layer.steps["b4"]`` reads as before. Weights
+    are passed in, never held: a slice of the layer's weight (the nested FFN widths) is
+    quantized with the matching slice of the state.
+
+    Subclasses set ``state_name`` (the layer attribute they live under) and
+    ``side_names`` (the float arrays ``codes`` returns beside the integer codes), and
+    register with ``register_quantizer``.
+
+    Args:
+        weight_shape: shape of the layer's weight, (C_out, C_in, *kernel).
+        cfg: the model's quantizer config.
+    """
+
+    name: ClassVar[str] = ""
+    state_name: ClassVar[str] = ""
+    side_names: ClassVar[Tuple[str, ...]] = ()
+
+    def __init__(self, weight_shape: Tuple[int, ...], cfg: QuantConfig):
+        super().__init__(
+            {f"b{b}": nn.Parameter(torch.zeros(self.state_shape(weight_shape, b, cfg))) for b in QUANT_BITS}
+        )
+        self.cfg = cfg
+
+    @classmethod
+    def check_config(cls, cfg: QuantConfig) -> None:
+        """Raise ValueError if ``cfg`` asks for something this quantizer cannot do."""
+
+    @classmethod
+    @abc.abstractmethod
+    def state_shape(cls, weight_shape: Tuple[int, ...], bits: int, cfg: QuantConfig) -> Tuple[int, ...]:
+        """Shape of the learnable state at ``bits`` for a weight of ``weight_shape``."""
+
+    @abc.abstractmethod
+    def init_from(self, weight: torch.Tensor) -> None:
+        """Initialise the state of every bit-width from the float ``weight`` (C_out, ...)."""
+
+    @abc.abstractmethod
+    def fake_quant(
+        self,
+        w: torch.Tensor,
+        bits: int,
+        out_units: Optional[int] = None,
+        in_units: Optional[int] = None,
+        *,
+        annealing: Annealing,
+    ) -> torch.Tensor:
+        """Quantize-dequantize ``w`` at ``bits``, differentiably.
+
+        Args:
+            w: ``weight[:out_units, :in_units]`` of the layer (C_out', C_in', *kernel).
+            bits: 1..8.
+            out_units, in_units: the slice ``w`` is (None = all), to pick the state's slice.
+            annealing: the effective annealing state (evaluation already made hard).
+        Returns:
+            tensor like ``w``.
+        """
+
+    @abc.abstractmethod
+    def codes(
+        self, w: torch.Tensor, bits: int, out_units: Optional[int] = None, in_units: Optional[int] = None
+    ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        """The deployable form of ``fake_quant``'s (hard) value of ``w`` at ``bits``.
+
+        Returns:
+            codes: integer tensor shaped like ``w``, values in ``[0, 2^bits)``.
+            side: name (``side_names``) -> float tensor stored beside the codes, such that
+                ``decode(codes, bits, side, cfg)`` equals the hard fake-quantized ``w``.
+        """
+
+    @abc.abstractmethod
+    def storage_bits(
+        self, numel: int, bits: int, out_units: Optional[int] = None, in_units: Optional[int] = None
+    ) -> int:
+        """Bits that ``numel`` weights of the slice take at ``bits``: codes plus side arrays."""
+
+    @classmethod
+    @abc.abstractmethod
+    def decode(
+        cls, codes: torch.Tensor, bits: int, side: Dict[str, torch.Tensor], cfg: QuantConfig
+    ) -> torch.Tensor:
+        """Float weight (shaped like ``codes``) from what ``codes`` returned."""
+
+    def extra_repr(self) -> str:
+        return f"{self.name}, bits={QUANT_BITS}"
 
 
-def step_shape(weight_shape: Tuple[int, ...], cfg: QuantConfig) -> Tuple[int, ...]:
-    """Shape of a layer's step tensor for one bit-width."""
-    if cfg.granularity == "tensor":
-        return ()
-    out = weight_shape[0]
-    if cfg.granularity == "channel":
-        return (out,)
-    fan_in = math.prod(weight_shape[1:])
-    return (out, math.ceil(fan_in / cfg.group_size))
+def register_quantizer(name: str) -> Callable[[Type[Quantizer]], Type[Quantizer]]:
+    """Class decorator: make ``QuantConfig(method=name)`` build this implementation."""
+
+    def register(cls: Type[Quantizer]) -> Type[Quantizer]:
+        if name in _REGISTRY:
+            raise ValueError(f"quantizer {name!r} is registered twice")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return register
 
 
-def grouped(weight: torch.Tensor, group_size: int) -> torch.Tensor:
-    """(C_out, ...) -> (C_out, G, group_size), zero-padding the last group of each row."""
-    rows = flat_rows(weight)
-    pad = (-rows.shape[1]) % group_size
-    if pad:
-        rows = F.pad(rows, (0, pad))
-    return rows.view(rows.shape[0], -1, group_size)
+def quantizer_names() -> Tuple[str, ...]:
+    """The ``method`` values ``QuantConfig`` accepts."""
+    return tuple(_REGISTRY)
 
 
-def ungrouped(values: torch.Tensor, weight_shape: torch.Size) -> torch.Tensor:
-    """Inverse of ``grouped``: drop the padding and restore ``weight_shape``."""
-    fan_in = math.prod(weight_shape[1:])
-    return values.reshape(values.shape[0], -1)[:, :fan_in].reshape(weight_shape)
+def quantizer_class(name: str) -> Type[Quantizer]:
+    """The registered implementation called ``name``."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown quantizer {name!r}; valid: {quantizer_names()}")
+    return _REGISTRY[name]
 
 
-def slice_steps(step: torch.Tensor, cfg: QuantConfig, out_units: Optional[int], in_units: Optional[int]):
-    """The steps of the prefix slice ``weight[:out_units, :in_units]``."""
-    if cfg.granularity == "tensor":
-        return step
-    if out_units is not None:
-        step = step[:out_units]
-    if cfg.granularity == "group" and in_units is not None:
-        step = step[:, : math.ceil(in_units / cfg.group_size)]
-    return step
+def make_quantizer(weight_shape: Tuple[int, ...], cfg: QuantConfig) -> Quantizer:
+    """A fresh (uninitialised) quantizer of ``cfg.method`` for a weight of ``weight_shape``."""
+    return quantizer_class(cfg.method)(tuple(weight_shape), cfg)
 
 
-def init_lsq_step(weight: torch.Tensor, bits: int, cfg: QuantConfig) -> torch.Tensor:
-    """LSQ's initial step ``2 mean|w| / sqrt(Q)`` (1 bit: ``mean|w|``) per step's share of ``weight``."""
-    w = weight.detach().abs()
-    if cfg.granularity == "tensor":
-        mean_abs = w.mean()
-    elif cfg.granularity == "channel":
-        mean_abs = flat_rows(w).mean(dim=1)
-    else:
-        g = grouped(w, cfg.group_size)
-        counts = grouped(torch.ones_like(w), cfg.group_size).sum(-1)  # padding excluded
-        mean_abs = g.sum(-1) / counts
-    mean_abs = mean_abs.clamp(min=1e-8)
-    return mean_abs if bits == 1 else 2.0 * mean_abs / math.sqrt(quant_levels(bits))
-
-
-def broadcast_step(step: torch.Tensor, weight: torch.Tensor, cfg: QuantConfig) -> torch.Tensor:
-    """``step`` shaped to broadcast against ``weight`` (channel) or ``grouped(weight)`` (group)."""
-    if cfg.granularity == "channel":
-        return step.view(-1, *([1] * (weight.dim() - 1)))
-    if cfg.granularity == "group":
-        return step.unsqueeze(-1)
-    return step
+def quantizer_for_side(side_names: Iterable[str]) -> Type[Quantizer]:
+    """The implementation whose ``codes`` store exactly the side arrays ``side_names``."""
+    names = tuple(sorted(side_names))
+    for cls in _REGISTRY.values():
+        if tuple(sorted(cls.side_names)) == names:
+            return cls
+    raise ValueError(f"no quantizer stores the side arrays {list(names)}")

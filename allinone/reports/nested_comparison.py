@@ -1,134 +1,28 @@
 """All-in-one training versus individually trained twins: WER, significance, wall time, size.
 
 Inputs are the files the recipe scripts already write: ``decode.py``'s
-``subnet-summary-*.json`` and ``recogs-*`` files, and the training time ``train.py``
-keeps in each ``epoch-N.pt``.
+``subnet-summary-*.json`` and ``recogs-*`` files (:mod:`allinone.reports.decodings`), and
+the training time and recipe ``train.py`` keeps in each ``epoch-N.pt``
+(:mod:`allinone.reports.run_records`). Verdicts follow :mod:`allinone.reports.criterion`.
 """
 
 import json
-from dataclasses import dataclass, field
-from functools import lru_cache
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from allinone.decoding.subnet_report import read_subnet_summary
-from allinone.reports.decoded_archive import read_run_record
-from allinone.subnet import SubnetConfig, SubnetError
-from allinone.training.recipe import QUANTIZER_ONLY_MODEL_OPTIONS, RECIPE_KEYS, config_differences
-from allinone.utils.scoring import Result, compute_wer, read_recogs
-from allinone.utils.significance import mapsswe, matched_pairs_over_runs
+from allinone.reports.criterion import claim_verdict, format_floor, noise_floor, worse_pairs
+from allinone.reports.decodings import DecodedSubnet, load_decoded, mapsswe_per_set, pool_or_single
+from allinone.reports.run_records import check_distinct_seeds, check_same_recipe, train_seconds
 
 
 @dataclass
-class DecodedSubnet:
-    """One subnet of one experiment as decoded."""
+class _Pair:
+    """One one-pass run and its twins, as decoded."""
 
-    name: str
-    stored_bytes: float
-    compression: float
-    params: int
-    rtf: float
-    wer: Dict[str, float]
-    results: Dict[str, List[Result]] = field(repr=False, default_factory=dict)
-    # several training runs pooled (pool_runs): per run, test set -> results
-    runs: List[Dict[str, List[Result]]] = field(repr=False, default_factory=list)
-
-
-def _one(paths: List[Path], what: str, where: Path) -> Path:
-    if len(paths) != 1:
-        found = ", ".join(p.name for p in paths) or "none"
-        raise FileNotFoundError(f"expected exactly one {what} in {where}, found: {found}")
-    return paths[0]
-
-
-def load_decoded(exp_dir: Path, method: str, epoch: Optional[int]) -> Dict[str, DecodedSubnet]:
-    """Every subnet ``decode.py`` decoded with ``method`` in ``exp_dir`` (grid order).
-
-    ``epoch``: the checkpoint decoded; None for the packed file (``decode.py --packed-model``).
-    """
-    res_dir = Path(exp_dir) / method
-    tail = "packed" if epoch is None else f"epoch-{epoch}-*"
-    summary = _one(sorted(res_dir.glob(f"subnet-summary-*-{tail}.json")), "subnet summary", res_dir)
-    out = {}
-    for row in read_subnet_summary(summary):
-        d = DecodedSubnet(row.subnet, row.stored_bytes, row.compression, row.params, row.rtf, row.wer)
-        for test_set in row.wer:
-            # .txt in an exp dir, .txt.gz in an archive (allinone.reports.decoded_archive)
-            pattern = f"recogs-{test_set}-*-{row.subnet}-{tail}.txt"
-            found = sorted(res_dir.glob(pattern)) + sorted(res_dir.glob(pattern + ".gz"))
-            d.results[test_set] = read_recogs(_one(found, pattern, res_dir))
-        out[row.subnet] = d
-    return out
-
-
-@lru_cache(maxsize=None)
-def _run_record(run_dir: Path, epoch: int) -> Dict:
-    """What the report reads from one ``epoch-N.pt`` (or its archived record): its times and
-    training config. Loaded once per run, however many comparisons ask (a checkpoint holds
-    the whole model)."""
-    return read_run_record(run_dir, epoch)
-
-
-def _record_field(exp_dir: Path, epoch: int, key: str):
-    run_dir = Path(exp_dir).resolve()
-    value = _run_record(run_dir, epoch)[key]
-    if value is None:
-        raise ValueError(
-            f"{run_dir}: epoch {epoch} records no {key} (its epoch-{epoch}.pt or archived run record "
-            "was written by an older train.py)"
-        )
-    return value
-
-
-def train_seconds(exp_dir: Path, epoch: int, key: str = "train_seconds") -> float:
-    """Training-loop wall time (or with ``key="train_cpu_seconds"`` its CPU time) up to the
-    end of ``epoch``, kept in ``epoch-<epoch>.pt`` across resumes."""
-    return float(_record_field(exp_dir, epoch, key))
-
-
-def recipe_differences(a_dir: Path, b_dir: Path, epoch: int) -> Dict[str, tuple]:
-    """The recipe settings (``allinone.training.recipe.RECIPE_KEYS``) that differ between
-    two runs' ``epoch-<epoch>.pt``: ``{key: (value in a, value in b)}``; empty when both
-    used the same recipe."""
-    a, b = (_record_field(d, epoch, "train_config") for d in (a_dir, b_dir))
-    return config_differences(a, b, RECIPE_KEYS)
-
-
-def _float_subnet_dir(d: Path) -> bool:
-    """Whether ``d`` is named like a subnet that runs no quantizer (float weights and heads)."""
-    try:
-        subnet = SubnetConfig.from_name(Path(d).name)
-    except SubnetError:
-        return False
-    return subnet.is_float
-
-
-def _only_quantizer_options_differ(models: tuple) -> bool:
-    """Whether two runs' model settings differ in ``QUANTIZER_ONLY_MODEL_OPTIONS`` alone."""
-    a, b = ({**QUANTIZER_ONLY_MODEL_OPTIONS, **(m or {})} for m in models)
-    differing = {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
-    return bool(differing) and differing <= set(QUANTIZER_ONLY_MODEL_OPTIONS)
-
-
-def check_same_recipe(aio_dir: Path, twin_dirs: Sequence[Path], epoch: int) -> None:
-    """Refuse a comparison whose twins were trained with another recipe than the one pass
-    (a different learning rate, say): their WER would not be a like-for-like reference.
-
-    One exception: a float twin (``d6-w1.0-b32``) may differ in model options that act on
-    quantizers only (``QUANTIZER_ONLY_MODEL_OPTIONS``, e.g. ``quantize_heads``), since a
-    float subnet runs no quantizer and trains identically either way
-    (``tests/e2e/test_all_in_one.py`` checks this bit for bit)."""
-    for d in twin_dirs:
-        diff = recipe_differences(aio_dir, d, epoch)
-        if set(diff) == {"model"} and _float_subnet_dir(d) and _only_quantizer_options_differ(diff["model"]):
-            continue
-        if diff:
-            what = "; ".join(f"{k} {a!r} vs {b!r}" for k, (a, b) in diff.items())
-            raise ValueError(f"{d} was trained with another recipe than {aio_dir}: {what}")
-
-
-def _seed(exp_dir: Path, epoch: int) -> int:
-    return _record_field(exp_dir, epoch, "train_config")["seed"]
+    aio: Dict[str, DecodedSubnet]
+    twins: Dict[str, DecodedSubnet]
+    left_out: Dict[str, DecodedSubnet]  # the one pass's decodings of the subnets not compared
 
 
 def check_runs(runs: Sequence[Tuple[Path, Path]], names: Sequence[str], epoch: int) -> None:
@@ -142,33 +36,233 @@ def check_runs(runs: Sequence[Tuple[Path, Path]], names: Sequence[str], epoch: i
     if len(runs) < 2:
         return
     check_same_recipe(runs[0][0], [aio_dir for aio_dir, _ in runs[1:]], epoch)
-    for label, dirs in [("one-pass runs", [aio_dir for aio_dir, _ in runs])] + [
-        (f"twins of {name}", [Path(root) / name for _, root in runs]) for name in names
-    ]:
-        seeds = {str(d): _seed(d, epoch) for d in dirs}
-        if len(set(seeds.values())) != len(seeds):
-            raise ValueError(f"{label} to pool share a seed: {seeds}")
+    check_distinct_seeds("one-pass runs to pool", [aio_dir for aio_dir, _ in runs], epoch)
+    for name in names:
+        check_distinct_seeds(f"twins of {name} to pool", [Path(root) / name for _, root in runs], epoch)
 
 
-def mapsswe_per_set(a: DecodedSubnet, b: DecodedSubnet, alpha: float) -> Dict[str, Dict]:
-    """A against B per test set of A: p-value and which is better ("A", "B" or "same").
+def _lossless(d: DecodedSubnet, baseline: DecodedSubnet, alpha: float) -> bool:
+    """Not significantly worse than ``baseline`` on any test set."""
+    return not any(t["better"] == "B" for t in mapsswe_per_set(d, baseline, alpha).values())
 
-    MAPSSWE for single runs; for pooled runs (:func:`pool_runs`) the sentence-level
-    matched-pairs test over the runs, ``allinone.utils.significance.matched_pairs_over_runs``.
+
+def _rows(aio: Dict[str, DecodedSubnet], individual: Dict[str, DecodedSubnet], alpha: float) -> List[Dict]:
+    """Per subnet: sizes, both WERs, MAPSSWE against the twin and the lossless verdicts
+    (against the twin of the float full model)."""
+    baseline = individual[_full_model(aio)]
+    rows = []
+    for name, a in aio.items():
+        b = individual[name]
+        vs_twin = mapsswe_per_set(a, b, alpha)
+        rows.append(
+            {
+                "subnet": name,
+                "params": a.params,
+                "stored_mb": a.stored_bytes / 1e6,
+                "compression": a.compression,
+                "aio_wer": a.wer,
+                "individual_wer": b.wer,
+                "aio_rtf": a.rtf,
+                "individual_rtf": b.rtf,
+                "aio_vs_individual": vs_twin,
+                "aio_significantly_worse": any(t["better"] == "B" for t in vs_twin.values()),
+                "aio_lossless": _lossless(a, baseline, alpha),
+                "individual_lossless": _lossless(b, baseline, alpha),
+            }
+        )
+    return rows
+
+
+def _full_model(aio: Dict[str, DecodedSubnet]) -> str:
+    """Name of the float full model (compression 1) of a decoded grid: the lossless reference."""
+    return next(n for n, d in aio.items() if abs(d.compression - 1.0) < 1e-9)
+
+
+def _only(
+    aio: Dict[str, DecodedSubnet], names: Sequence[str], aio_dir: Path
+) -> Tuple[Dict[str, DecodedSubnet], List[str]]:
+    """``aio`` restricted to ``names`` plus the float full model, in grid order; and the
+    subnets left out."""
+    unknown = [n for n in names if n not in aio]
+    if unknown:
+        raise ValueError(f"{aio_dir} has no decoded subnet {unknown}; it has {list(aio)}")
+    keep = set(names) | {_full_model(aio)}
+    return {n: d for n, d in aio.items() if n in keep}, [n for n in aio if n not in keep]
+
+
+def _worse(rows: List[Dict]) -> List[str]:
+    return [r["subnet"] for r in rows if r["aio_significantly_worse"]]
+
+
+def _load_pair(aio_dir: Path, root: Path, method: str, epoch: int, subnets: Optional[Sequence[str]]) -> _Pair:
+    """A one-pass run's decodings (only ``subnets`` and the float full model, when given)
+    and those of its twins ``root/<subnet>``."""
+    aio = load_decoded(aio_dir, method, epoch)
+    left_out: Dict[str, DecodedSubnet] = {}
+    if subnets is not None:
+        full = aio
+        aio, omitted = _only(full, subnets, aio_dir)
+        left_out = {n: full[n] for n in omitted}
+    twins = {name: load_decoded(Path(root) / name, method, epoch)[name] for name in aio}
+    return _Pair(aio, twins, left_out)
+
+
+def _check_pairs(runs: Sequence[Tuple[Path, Path]], pairs: Sequence[_Pair], epoch: int) -> None:
+    """Refuse pairs that cannot be pooled (:func:`check_runs`), that left out different
+    subnets, or whose twins were trained with another recipe than their one pass."""
+    check_runs(runs, list(pairs[0].aio), epoch)
+    for (aio_dir, root), pair in zip(runs, pairs):
+        if list(pair.left_out) != list(pairs[0].left_out):
+            raise ValueError(
+                f"{aio_dir} leaves out {list(pair.left_out)} of its grid, {runs[0][0]} leaves out "
+                f"{list(pairs[0].left_out)}: one-pass runs pooled must have decoded the same subnets"
+            )
+        check_same_recipe(aio_dir, [Path(root) / name for name in pair.aio], epoch)
+
+
+def _times(runs: Sequence[Tuple[Path, Path]], rows: List[Dict], epoch: int, whole_grid: bool) -> Dict:
+    """Training times summed over the runs, and the ratio twins / one pass (whole grid only).
+    Sets each row's ``individual_seconds``."""
+    for r in rows:
+        r["individual_seconds"] = sum(train_seconds(Path(root) / r["subnet"], epoch) for _, root in runs)
+    aio_seconds = sum(train_seconds(aio_dir, epoch) for aio_dir, _ in runs)
+    twins = sum(r["individual_seconds"] for r in rows)
+    try:  # CPU time: the fair measure when the one pass shared the cores with other jobs
+        aio_cpu: Optional[float] = sum(train_seconds(d, epoch, "train_cpu_seconds") for d, _ in runs)
+    except ValueError:
+        aio_cpu = None
+    return {
+        "aio_train_seconds": aio_seconds,
+        "individual_train_seconds_sum": twins,
+        "speedup": twins / aio_seconds if whole_grid else None,
+        "aio_train_cpu_seconds": aio_cpu,
+        "cpu_speedup": None if aio_cpu is None or not whole_grid else twins / aio_cpu,
+    }
+
+
+def _largest(candidates: List[Tuple[str, float]]) -> Optional[Dict]:
+    if not candidates:
+        return None
+    name, compression = max(candidates, key=lambda c: c[1])
+    return {"subnet": name, "compression": compression}
+
+
+def _lossless_summary(
+    rows: List[Dict], left_out: Dict[str, DecodedSubnet], baseline_twin: DecodedSubnet, alpha: float
+) -> Dict:
+    """The largest lossless compression of each kind. A one-pass subnet's lossless verdict
+    needs only the float full twin, so it is given for the left-out subnets too."""
+    omitted = {n: _lossless(d, baseline_twin, alpha) for n, d in left_out.items()}
+    aio = [(r["subnet"], r["compression"]) for r in rows if r["aio_lossless"]]
+    aio += [(n, left_out[n].compression) for n, ok in omitted.items() if ok]
+    twins = [(r["subnet"], r["compression"]) for r in rows if r["individual_lossless"]]
+    return {
+        "omitted_aio_lossless": omitted,
+        "largest_lossless_aio": _largest(aio),
+        "largest_lossless_individual": _largest(twins),
+    }
+
+
+def twin_noise_floor(
+    roots: Tuple[Path, Path], names: Sequence[str], method: str, epoch: int, alpha: float
+) -> Dict:
+    """:func:`allinone.reports.criterion.noise_floor` of the twins ``roots[0]/<name>``
+    against ``roots[1]/<name>`` (the same recipe, other seeds), over the subnets ``names``."""
+    for name in names:
+        a_dir, b_dir = (Path(root) / name for root in roots)
+        check_same_recipe(a_dir, [b_dir], epoch)
+        check_distinct_seeds(f"twins of {name} in the noise floor", [a_dir, b_dir], epoch)
+    a, b = ({n: load_decoded(Path(root) / n, method, epoch)[n] for n in names} for root in roots)
+    return noise_floor(a, b, alpha)
+
+
+def _criterion(
+    runs: Sequence[Tuple[Path, Path]],
+    pairs: Sequence[_Pair],
+    rows: List[Dict],
+    method: str,
+    epoch: int,
+    alpha: float,
+    floor_roots: Optional[Tuple[Path, Path]],
+) -> Dict:
+    """Worse pairs (pooled and per seed), the noise floor and the claim's verdict."""
+    table = worse_pairs({r["subnet"]: r["aio_vs_individual"] for r in rows})
+    if len(pairs) > 1:
+        per_seed = [
+            worse_pairs({n: mapsswe_per_set(a, p.twins[n], alpha) for n, a in p.aio.items()}) for p in pairs
+        ]
+    else:
+        per_seed = [table]
+    floor = None
+    if floor_roots is not None:
+        floor = twin_noise_floor(floor_roots, list(pairs[0].aio), method, epoch, alpha)
+    elif len(pairs) > 1:
+        floor_roots = (runs[0][1], runs[1][1])
+        floor = noise_floor(pairs[0].twins, pairs[1].twins, alpha)
+    if floor is not None:
+        floor["roots"] = [str(r) for r in floor_roots]
+    return {
+        "worse_pairs": [list(p) for p in table],
+        "per_run_worse_pairs": [[list(p) for p in w] for w in per_seed] if len(pairs) > 1 else None,
+        "per_run_significantly_worse": (
+            [list(dict.fromkeys(s for s, _ in w)) for w in per_seed] if len(pairs) > 1 else None
+        ),
+        "noise_floor": floor,
+        "claim": claim_verdict(table if len(pairs) > 1 else None, per_seed, floor),
+    }
+
+
+def compare(
+    runs: Sequence[Tuple[Path, Path]],
+    method: str,
+    epoch: int,
+    alpha: float = 0.05,
+    repeat_roots: Sequence[Path] = (),
+    subnets: Optional[Sequence[str]] = None,
+    noise_floor_roots: Optional[Tuple[Path, Path]] = None,
+) -> Dict:
+    """Everything the comparison report shows, as plain data (see ``write_report``).
+
+    Args:
+        runs: ``(all-in-one exp dir, root of its individual twins)`` per training seed.
+            With one run the verdicts are those of that run. With several (each pair
+            trained with its own seed, e.g. ``exp_all_in_one_seed43`` with
+            ``exp_individual_seed43``) both kinds are pooled over the runs
+            (:func:`allinone.reports.decodings.pool_runs`) and tested utterance by
+            utterance over all runs; each run's own verdicts are listed too. Training
+            times are summed over the runs. All runs must share one recipe and differ in
+            seed (:func:`check_runs`).
+        repeat_roots: further roots of individual twins trained with other seeds (see
+            :func:`repeat_rows`), read against the first run; they add a table, not a
+            change to the verdicts.
+        subnets: compare only these subnets of the grid (and the float full model, the
+            lossless reference), e.g. while the other twins are still training. The time
+            ratio then needs the twins left out, so it is not given (``speedup`` None).
+        noise_floor_roots: two roots of twins of the identical recipe and other seeds whose
+            disagreements are the noise floor (:mod:`allinone.reports.criterion`); by
+            default the first two runs' twins.
     """
-    if bool(a.runs) != bool(b.runs):
-        raise ValueError(f"{a.name}: cannot test a pooled system against a single run")
-    out = {}
-    for test_set in a.wer:
-        if test_set not in b.wer:
-            raise ValueError(f"{b.name} was not decoded on {test_set} (only on {', '.join(b.wer)})")
-        if a.runs:
-            runs_a, runs_b = ([run[test_set] for run in x.runs] for x in (a, b))
-            r = matched_pairs_over_runs(runs_a, runs_b, alpha=alpha)
-        else:
-            r = mapsswe(a.results[test_set], b.results[test_set], alpha=alpha)
-        out[test_set] = {"p": r.p_value, "better": r.better, "segments": r.num_segments}
-    return out
+    pairs = [_load_pair(aio_dir, root, method, epoch, subnets) for aio_dir, root in runs]
+    _check_pairs(runs, pairs, epoch)
+    aio = pool_or_single([p.aio for p in pairs])
+    individual = pool_or_single([p.twins for p in pairs])
+    left_out = pool_or_single([p.left_out for p in pairs]) if pairs[0].left_out else {}
+    rows = _rows(aio, individual, alpha)
+    baseline_name = _full_model(aio)
+    return {
+        "method": method,
+        "epoch": epoch,
+        "alpha": alpha,
+        "baseline": f"individually trained {baseline_name}",
+        "runs": [[str(a), str(b)] for a, b in runs],
+        "rows": rows,
+        **_times(runs, rows, epoch, whole_grid=not left_out),
+        "omitted_subnets": list(left_out),
+        **_lossless_summary(rows, left_out, individual[baseline_name], alpha),
+        "subnets_significantly_worse": _worse(rows),
+        **_criterion(runs, pairs, rows, method, epoch, alpha, noise_floor_roots),
+        "repeats": repeat_rows(runs[0][0], pairs[0].aio, pairs[0].twins, repeat_roots, method, epoch, alpha),
+    }
 
 
 def repeat_rows(
@@ -205,215 +299,20 @@ def repeat_rows(
     return out
 
 
-def pool_runs(runs: Sequence[Dict[str, DecodedSubnet]]) -> Dict[str, DecodedSubnet]:
-    """Several training runs of the same subnets (other seeds) as one system per subnet.
-
-    The WER is that of all runs' words together and the RTF is the runs' mean; the runs'
-    own recognitions are kept for the significance test (:func:`mapsswe_per_set`).
-    Subnets come in run 0's order.
-    """
-    names = list(runs[0])
-    for i, run in enumerate(runs[1:], 1):
-        if set(run) != set(names):
-            raise ValueError(f"run {i} decoded subnets {sorted(run)}, run 0 decoded {sorted(names)}")
-    pooled = {}
-    for name in names:
-        first = runs[0][name]
-        for i, run in enumerate(runs[1:], 1):
-            if set(run[name].wer) != set(first.wer):
-                raise ValueError(
-                    f"{name}: run {i} was decoded on {sorted(run[name].wer)}, run 0 on {sorted(first.wer)}"
-                )
-        per_run = [run[name].results for run in runs]
-        words = {t: [res for results in per_run for res in results[t]] for t in first.wer}
-        pooled[name] = DecodedSubnet(
-            name,
-            first.stored_bytes,
-            first.compression,
-            first.params,
-            sum(run[name].rtf for run in runs) / len(runs),
-            {t: compute_wer(r).wer for t, r in words.items()},
-            runs=per_run,
-        )
-    return pooled
-
-
-def _rows(aio: Dict[str, DecodedSubnet], individual: Dict[str, DecodedSubnet], alpha: float) -> List[Dict]:
-    """Per subnet: sizes, both WERs, MAPSSWE against the twin and the lossless verdicts
-    (against the twin of the float full model)."""
-    baseline = individual[_full_model(aio)]
-    rows = []
-    for name, a in aio.items():
-        b = individual[name]
-        vs_twin = mapsswe_per_set(a, b, alpha)
-        rows.append(
-            {
-                "subnet": name,
-                "params": a.params,
-                "stored_mb": a.stored_bytes / 1e6,
-                "compression": a.compression,
-                "aio_wer": a.wer,
-                "individual_wer": b.wer,
-                "aio_rtf": a.rtf,
-                "individual_rtf": b.rtf,
-                "aio_vs_individual": vs_twin,
-                "aio_significantly_worse": any(t["better"] == "B" for t in vs_twin.values()),
-                "aio_lossless": not any(
-                    t["better"] == "B" for t in mapsswe_per_set(a, baseline, alpha).values()
-                ),
-                "individual_lossless": not any(
-                    t["better"] == "B" for t in mapsswe_per_set(b, baseline, alpha).values()
-                ),
-            }
-        )
-    return rows
-
-
-def _full_model(aio: Dict[str, DecodedSubnet]) -> str:
-    """Name of the float full model (compression 1) of a decoded grid: the lossless reference."""
-    return next(n for n, d in aio.items() if abs(d.compression - 1.0) < 1e-9)
-
-
-def _only(
-    aio: Dict[str, DecodedSubnet], names: Sequence[str], aio_dir: Path
-) -> Tuple[Dict[str, DecodedSubnet], List[str]]:
-    """``aio`` restricted to ``names`` plus the float full model, in grid order; and the
-    subnets left out."""
-    unknown = [n for n in names if n not in aio]
-    if unknown:
-        raise ValueError(f"{aio_dir} has no decoded subnet {unknown}; it has {list(aio)}")
-    keep = set(names) | {_full_model(aio)}
-    return {n: d for n, d in aio.items() if n in keep}, [n for n in aio if n not in keep]
-
-
-def _worse(rows: List[Dict]) -> List[str]:
-    return [r["subnet"] for r in rows if r["aio_significantly_worse"]]
-
-
-def compare(
-    runs: Sequence[Tuple[Path, Path]],
-    method: str,
-    epoch: int,
-    alpha: float = 0.05,
-    repeat_roots: Sequence[Path] = (),
-    subnets: Optional[Sequence[str]] = None,
-) -> Dict:
-    """Everything the comparison report shows, as plain data (see ``write_report``).
-
-    Args:
-        runs: ``(all-in-one exp dir, root of its individual twins)`` per training seed.
-            With one run the verdicts are those of that run. With several (each pair
-            trained with its own seed, e.g. ``exp_all_in_one_seed43`` with
-            ``exp_individual_seed43``) both kinds are pooled over the runs
-            (:func:`pool_runs`) and tested utterance by utterance over all runs: the
-            verdict is about these trained models (the spread between training runs is
-            not in the test's error term), so each run's own verdicts are listed too.
-            Training times are summed over the runs. All runs must share one recipe and
-            differ in seed (:func:`check_runs`).
-        repeat_roots: further roots of individual twins trained with other seeds (see
-            :func:`repeat_rows`), read against the first run; they add a table, not a
-            change to the verdicts.
-        subnets: compare only these subnets of the grid (and the float full model, the
-            lossless reference), e.g. while the other twins are still training. The time
-            ratio then needs the twins left out, so it is not given (``speedup`` None).
-    """
-    aio_runs, individual_runs = [], []
-    omitted: List[str] = []
-    left_out_runs = []  # the one pass's decodings of the omitted subnets, per run
-    for aio_dir, individual_root in runs:
-        aio = load_decoded(aio_dir, method, epoch)
-        if subnets is not None:
-            full = aio
-            aio, run_omitted = _only(aio, subnets, aio_dir)
-            if left_out_runs and run_omitted != omitted:
-                raise ValueError(
-                    f"{aio_dir} leaves out {run_omitted} of its grid, {runs[0][0]} leaves out {omitted}: "
-                    "one-pass runs pooled must have decoded the same subnets"
-                )
-            omitted = run_omitted
-            left_out_runs.append({n: full[n] for n in omitted})
-        if not aio_runs:
-            check_runs(runs, list(aio), epoch)
-        check_same_recipe(aio_dir, [Path(individual_root) / name for name in aio], epoch)
-        aio_runs.append(aio)
-        individual_runs.append(
-            {name: load_decoded(Path(individual_root) / name, method, epoch)[name] for name in aio}
-        )
-    pooled = len(runs) > 1
-    aio = pool_runs(aio_runs) if pooled else aio_runs[0]
-    individual = pool_runs(individual_runs) if pooled else individual_runs[0]
-    rows = _rows(aio, individual, alpha)
-    for r in rows:
-        r["individual_seconds"] = sum(train_seconds(Path(root) / r["subnet"], epoch) for _, root in runs)
-    aio_seconds = sum(train_seconds(aio_dir, epoch) for aio_dir, _ in runs)
-    sum_individual = sum(r["individual_seconds"] for r in rows)
-    try:  # CPU time: the fair measure when the one pass shared the cores with other jobs
-        aio_cpu: Optional[float] = sum(train_seconds(d, epoch, "train_cpu_seconds") for d, _ in runs)
-    except ValueError:
-        aio_cpu = None
-    whole_grid = not omitted
-    # A one-pass subnet's lossless verdict needs only the float full twin, so it is given
-    # for the omitted subnets too.
-    baseline_name = _full_model(aio)
-    baseline_twin = individual[baseline_name]
-    left_out = pool_runs(left_out_runs) if pooled and omitted else (left_out_runs or [{}])[0]
-    omitted_lossless = {
-        n: not any(t["better"] == "B" for t in mapsswe_per_set(d, baseline_twin, alpha).values())
-        for n, d in left_out.items()
-    }
-
-    def best(kind: str) -> Optional[Dict]:
-        ok = [r for r in rows if r[f"{kind}_lossless"]]
-        if kind == "aio":
-            ok += [
-                {"subnet": n, "compression": left_out[n].compression}
-                for n, y in omitted_lossless.items()
-                if y
-            ]
-        return max(ok, key=lambda r: r["compression"]) if ok else None
-
-    first_aio_dir, _ = runs[0]
-    return {
-        "method": method,
-        "epoch": epoch,
-        "alpha": alpha,
-        "baseline": f"individually trained {baseline_name}",
-        "runs": [[str(a), str(b)] for a, b in runs],
-        "rows": rows,
-        "aio_train_seconds": aio_seconds,
-        "individual_train_seconds_sum": sum_individual,
-        "speedup": sum_individual / aio_seconds if whole_grid else None,
-        "aio_train_cpu_seconds": aio_cpu,
-        "cpu_speedup": None if aio_cpu is None or not whole_grid else sum_individual / aio_cpu,
-        "omitted_subnets": omitted,
-        "omitted_aio_lossless": omitted_lossless,
-        "subnets_significantly_worse": _worse(rows),
-        "per_run_significantly_worse": (
-            [_worse(_rows(a, b, alpha)) for a, b in zip(aio_runs, individual_runs)] if pooled else None
-        ),
-        "largest_lossless_aio": best("aio"),
-        "largest_lossless_individual": best("individual"),
-        "repeats": repeat_rows(
-            first_aio_dir, aio_runs[0], individual_runs[0], repeat_roots, method, epoch, alpha
-        ),
-    }
-
-
 def _fmt_p(t: Dict, system: str = "AIO") -> str:
     """p-value of ``mapsswe(system, other)``, marked with the verdict on ``system`` when significant."""
     mark = {"A": f" ({system} better)", "B": f" ({system} worse)", "same": ""}[t["better"]]
     return f"{t['p']:.3f}{mark}"
 
 
-def format_report(report: Dict) -> str:
-    rows = report["rows"]
-    test_sets = list(rows[0]["aio_wer"])
+def _format_table(report: Dict, test_sets: List[str]) -> List[str]:
     head = ["subnet", "params (M)", "stored (MB)", "compression"]
     for t in test_sets:
         head += [f"{t} AIO", f"{t} indiv.", f"{t} p"]
     head += ["lossless AIO / indiv.", "indiv. train (s)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
-    for r in rows:
+    yn = {True: "yes", False: "no"}
+    for r in report["rows"]:
         cells = [r["subnet"], f"{r['params'] / 1e6:.3f}", f"{r['stored_mb']:.3f}", f"{r['compression']:.2f}x"]
         for t in test_sets:
             cells += [
@@ -421,69 +320,94 @@ def format_report(report: Dict) -> str:
                 f"{r['individual_wer'][t]:.2f}",
                 _fmt_p(r["aio_vs_individual"][t]),
             ]
-        yn = {True: "yes", False: "no"}
         cells += [
             f"{yn[r['aio_lossless']]} / {yn[r['individual_lossless']]}",
             f"{r['individual_seconds']:.0f}",
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    worse = report["subnets_significantly_worse"]
+    return lines
 
-    def best(key):
-        r = report[key]
-        return "none" if r is None else f"{r['subnet']} at {r['compression']:.2f}x"
 
-    runs = report.get("runs") or []
-    per_run = report.get("per_run_significantly_worse")
-    lines += [
+def _format_method(report: Dict) -> List[str]:
+    lines = [
         "",
-        f"MAPSSWE at p < {report['alpha']} per test set; 'lossless' = not significantly worse than the "
-        f"{report['baseline']} on any test set. WER in %, {report['method']}, epoch {report['epoch']}.",
+        f"MAPSSWE at p < {report['alpha']} per (subnet, test set), uncorrected; 'lossless' = not "
+        f"significantly worse than the {report['baseline']} on any test set. WER in %, "
+        f"{report['method']}, epoch {report['epoch']}.",
     ]
-    if per_run:
-        lines += [
-            f"Pooled over {len(runs)} training runs (seeds) of each kind: WER over all runs' words; "
-            "p is then the sentence-level matched-pairs test (each utterance's error difference summed "
-            "over the runs; matched_pairs_over_runs), not MAPSSWE, and the spread between training runs "
-            "is not in its error term; times are summed over the runs.",
-        ]
-    omitted = report.get("omitted_subnets") or []
-    lines += [
-        "",
-        f"- All-in-one subnets significantly worse than their twin: {', '.join(worse) if worse else 'none'}",
-    ]
-    if omitted:
+    if report.get("per_run_significantly_worse"):
         lines.append(
-            f"- Part of the grid only: {', '.join(omitted)} left out (their twins were not compared), "
-            "so there is no training-time ratio and no verdict against their twins"
+            f"Pooled over {len(report['runs'])} training runs (seeds) of each kind: WER over all runs' "
+            "words; p is then the sentence-level matched-pairs test (each utterance's error difference "
+            "summed over the runs; matched_pairs_over_runs), not MAPSSWE, and the spread between training "
+            "runs is not in its error term; times are summed over the runs."
         )
+    return lines
+
+
+def _format_verdicts(report: Dict, n_pairs: int) -> List[str]:
+    """The worse verdicts: subnets, pairs, per run, the noise floor and the claim's line."""
+    worse = report["subnets_significantly_worse"]
+    lines = [
+        f"- All-in-one subnets significantly worse than their twin: {', '.join(worse) if worse else 'none'}"
+    ]
+    if "worse_pairs" in report:
+        pairs = ", ".join(f"{s} {t}" for s, t in report["worse_pairs"]) or "none"
+        lines.append(f"- Worse (subnet, test set) pairs: {len(report['worse_pairs'])} of {n_pairs}: {pairs}")
+    floor = report.get("noise_floor")
+    lines += format_floor(floor, floor["roots"] if floor else [])
+    per_run = report.get("per_run_significantly_worse") or []
+    for (aio_dir, root), names in zip(report.get("runs") or [], per_run):
+        worse_here = ", ".join(names) if names else "none"
+        lines.append(f"- Run {aio_dir} against {root} alone: significantly worse: {worse_here}")
+    if report.get("claim"):
+        lines.append(f"- {report['claim']['line']}")
+    return lines
+
+
+def _format_times(report: Dict) -> List[str]:
+    omitted = report.get("omitted_subnets") or []
+    if omitted:
         yn = {True: "yes", False: "no"}
         lossless = report.get("omitted_aio_lossless") or {}
-        lines.append(
+        lines = [
+            f"- Part of the grid only: {', '.join(omitted)} left out (their twins were not compared), "
+            "so there is no training-time ratio and no verdict against their twins",
             "- Lossless (against the float full twin) among the left-out one-pass subnets: "
-            + ", ".join(f"{n} {yn[v]}" for n, v in lossless.items())
-        )
+            + ", ".join(f"{n} {yn[v]}" for n, v in lossless.items()),
+        ]
     else:
-        lines.append(
+        lines = [
             f"- Training wall time: all-in-one {report['aio_train_seconds']:.0f} s; individual runs summed "
             f"{report['individual_train_seconds_sum']:.0f} s; ratio {report['speedup']:.2f}x"
-        )
+        ]
     if report.get("cpu_speedup") is not None:
         lines.append(
             f"- Training CPU time of the one pass: {report['aio_train_cpu_seconds']:.0f} s; against the "
             f"individual runs' summed wall time (one thread each, one run per core) "
             f"{report['cpu_speedup']:.2f}x"
         )
-    for (aio_dir, root), names in zip(runs, per_run or []):
-        lines.append(
-            f"- Run {aio_dir} against {root} alone: significantly worse: "
-            f"{', '.join(names) if names else 'none'}"
-        )
-    compared = " (among the compared twins)" if omitted else ""
-    lines += [
+    return lines
+
+
+def _format_lossless(report: Dict) -> List[str]:
+    def best(key):
+        r = report[key]
+        return "none" if r is None else f"{r['subnet']} at {r['compression']:.2f}x"
+
+    compared = " (among the compared twins)" if report.get("omitted_subnets") else ""
+    return [
         f"- Largest lossless compression: all-in-one {best('largest_lossless_aio')}; "
-        f"individual{compared} {best('largest_lossless_individual')}",
+        f"individual{compared} {best('largest_lossless_individual')}"
     ]
+
+
+def format_report(report: Dict) -> str:
+    """``comparison.md``: the table, how it was tested, the verdicts, times, compression."""
+    test_sets = list(report["rows"][0]["aio_wer"])
+    lines = _format_table(report, test_sets) + _format_method(report) + [""]
+    lines += _format_verdicts(report, len(report["rows"]) * len(test_sets))
+    lines += _format_times(report) + _format_lossless(report)
     lines += _format_repeats(report, test_sets)
     return "\n".join(lines) + "\n"
 

@@ -12,15 +12,9 @@ from pathlib import Path
 from typing import Dict, Optional
 
 from allinone.quant.mixed import format_bit_map
-from allinone.reports.nested_comparison import load_decoded, mapsswe_per_set, train_seconds
-from allinone.training.resume import numbered
-
-
-def _last_epoch(exp_dir: Path) -> int:
-    epochs = numbered(exp_dir, "epoch")
-    if not epochs:
-        raise FileNotFoundError(f"no epoch-N.pt in {exp_dir}: has the run finished?")
-    return epochs[-1]
+from allinone.reports.criterion import SINGLE_SEED_NOTE
+from allinone.reports.decodings import load_decoded, mapsswe_per_set
+from allinone.reports.run_records import last_epoch, train_seconds
 
 
 def quant_row(
@@ -34,11 +28,11 @@ def quant_row(
     info = next((i for i in infos if isinstance(i, dict) and "file_bytes" in i), None)
     if info is None:
         raise FileNotFoundError(f"no export.py summary (<subnet>.json) in {exp_dir}")
-    seconds = train_seconds(exp_dir, _last_epoch(exp_dir))
-    cpu = train_seconds(exp_dir, _last_epoch(exp_dir), "train_cpu_seconds")
+    seconds = train_seconds(exp_dir, last_epoch(exp_dir))
+    cpu = train_seconds(exp_dir, last_epoch(exp_dir), "train_cpu_seconds")
     if search_dir is not None:
-        seconds += train_seconds(search_dir, _last_epoch(search_dir))
-        cpu += train_seconds(search_dir, _last_epoch(search_dir), "train_cpu_seconds")
+        seconds += train_seconds(search_dir, last_epoch(search_dir))
+        cpu += train_seconds(search_dir, last_epoch(search_dir), "train_cpu_seconds")
     vs_float = mapsswe_per_set(decoded, baseline, alpha)
     return {
         "method": name,
@@ -125,6 +119,7 @@ def format_quant_report(report: Dict) -> str:
         f"p: MAPSSWE against the float model per test set ({', '.join(test_sets)}); '-' marks a "
         f"significantly worse row, '+' a better one (p < {report['alpha']}). Sizes and WERs are those "
         "of the packed files.",
+        SINGLE_SEED_NOTE,
     ]
     for key, label in (("best_lossless_uniform", "uniform"), ("best_lossless_one_stage", "one-stage")):
         r = report[key]

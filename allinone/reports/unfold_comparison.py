@@ -10,11 +10,13 @@ import json
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from allinone.nn.model import ModelConfig, Transducer
-from allinone.quant.accounting import encoder_footprint
-from allinone.reports.nested_comparison import load_decoded, mapsswe_per_set, train_seconds
+from allinone.deploy.accounting import encoder_footprint
+from allinone.nn.build import build_model
+from allinone.nn.model import ModelConfig
+from allinone.reports.criterion import SINGLE_SEED_NOTE
+from allinone.reports.decodings import load_decoded, mapsswe_per_set
+from allinone.reports.run_records import model_config, train_seconds
 from allinone.subnet import SubnetConfig
-from allinone.utils.checkpoint import load_checkpoint
 
 
 def plain_twin(name: str) -> SubnetConfig:
@@ -25,11 +27,8 @@ def plain_twin(name: str) -> SubnetConfig:
 
 def encoder_params(exp_dir: Path, epoch: int, subnet: SubnetConfig) -> int:
     """Unique encoder parameters ``subnet`` runs in the model saved as ``exp_dir/epoch-<epoch>.pt``."""
-    path = Path(exp_dir) / f"epoch-{epoch}.pt"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} missing: did training reach epoch {epoch}?")
-    cfg = ModelConfig.from_dict(load_checkpoint(path)["model_config"])
-    return encoder_footprint(Transducer(cfg).encoder, subnet).params
+    cfg = model_config(exp_dir, epoch)
+    return encoder_footprint(build_model(cfg).encoder, subnet).params
 
 
 def read_memory(path: Optional[Path]) -> List[Dict]:
@@ -65,7 +64,7 @@ def compare_unfolding(
         grid_name: the ``--subnets`` value of the unfolding run, to find its memory record.
     """
     unfolded = load_decoded(unfold_dir, method, epoch)
-    cfg = ModelConfig.from_dict(load_checkpoint(Path(unfold_dir) / f"epoch-{epoch}.pt")["model_config"])
+    cfg = ModelConfig.from_dict(model_config(unfold_dir, epoch))
     blocks = cfg.num_layers
     memory = read_memory(memory_file)
     rows = []
@@ -153,6 +152,7 @@ def format_unfold_report(report: Dict) -> str:
         f"{report['physical_blocks']} physical blocks. MAPSSWE at p < {report['alpha']} per test set against "
         f"the plain model of the same logical depth trained alone. WER in %, {report['method']}, epoch "
         f"{report['epoch']}. Step peak = RSS increase of a training step that runs that path alone.",
+        SINGLE_SEED_NOTE,
         "",
         f"- Significantly worse than their plain twin: {', '.join(worse) if worse else 'none'}",
         f"- Deepest unfolded ({report['deepest']}): {fewer:.0f}% fewer encoder parameters; "

@@ -9,20 +9,18 @@ precision add ``mp_penalty_scale * (expected average bits - target)^2``.
 """
 
 import logging
-import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn as nn
 
-from allinone.decoding.runner import decoding_weights
+from allinone.checkpoint.weights import float_weights
+from allinone.nn.build import build_model, init_from_float
 from allinone.nn.ffn_order import UNIT_ORDERS, reorder_ffn_units
-from allinone.quant.gq import GQSchedule
-from allinone.quant.layers import reset_quant_steps, set_quant_annealing
+from allinone.quant.annealing import Annealing, AnnealingSchedule, GQSchedule, TauSchedule
+from allinone.quant.layers import reset_quant_steps
 from allinone.quant.mixed import (
-    TauSchedule,
     apply_bit_map,
     average_bits,
     bit_penalty,
@@ -34,61 +32,13 @@ from allinone.quant.mixed import (
     mixed_layers,
     save_bit_map,
 )
-from allinone.utils.checkpoint import load_checkpoint
-
-# State-dict entries of quantizers: re-initialised from the float weights, never copied.
-QUANTIZER_KEYS = (".steps.", ".centroids.", ".mp_logits", ".mp_bits")
+from allinone.training.config import CompressionOptions
 
 
-def float_weights(path: Path) -> Tuple[Dict[str, torch.Tensor], Dict]:
-    """The weights of a trained model and its model config.
-
-    For ``epoch-N.pt`` these are the weights ``decode.py --epoch N --avg 1
-    --use-averaged-model true`` scores (the mean over epoch N's steps), so the model a
-    compression run starts from is the one the float baseline's WER belongs to; for any
-    other checkpoint file, its final weights.
-    """
-    path = Path(path)
-    m = re.fullmatch(r"epoch-(\d+)\.pt", path.name)
-    if m:
-        weights, state = decoding_weights(path.parent, int(m.group(1)), 1, True)
-        return weights, state["model_config"]
-    state = load_checkpoint(path)
-    return state["model"], state["model_config"]
-
-
-@torch.no_grad()
-def init_from_float(model: nn.Module, weights: Dict[str, torch.Tensor], source: str) -> None:
-    """Copy float weights into ``model`` and initialise its quantizers from them.
-
-    BatchNorm statistics of a single-system source fill every statistics slot of the
-    target; quantizer state (steps, centroids, bit-width logits) is re-initialised.
-
-    Raises:
-        ValueError: naming ``source`` for a missing or differently shaped tensor.
-    """
-    target = model.state_dict()
-    for name, t in target.items():
-        if any(k in name for k in QUANTIZER_KEYS):
-            continue
-        if name not in weights:
-            raise ValueError(f"{source} has no {name}: it is not a model of this architecture")
-        src = weights[name]
-        if src.shape != t.shape:
-            if name.endswith(("running_mean", "running_var")) and src.shape[0] == 1:
-                src = src.expand_as(t)
-            else:
-                raise ValueError(
-                    f"{source}: {name} has shape {tuple(src.shape)}, this model {tuple(t.shape)}"
-                )
-        t.copy_(src)
-    reset_quant_steps(model)
-
-
-def load_teacher(path: Path, build) -> nn.Module:
-    """A frozen float model from checkpoint ``path`` (``build(config_dict)`` makes the module)."""
-    weights, cfg = float_weights(path)
-    teacher = build(cfg)
+def load_teacher(path: Path, mode: str) -> nn.Module:
+    """A frozen float model from checkpoint ``path``, its weights read in ``mode`` (``WEIGHT_MODES``)."""
+    weights, cfg = float_weights(path, mode)
+    teacher = build_model(cfg)
     teacher.load_state_dict(weights)
     teacher.eval()
     for p in teacher.parameters():
@@ -96,32 +46,15 @@ def load_teacher(path: Path, build) -> nn.Module:
     return teacher
 
 
-@dataclass
-class CompressionConfig:
-    """The flags of a compression run; ``TrainConfig`` inherits them (help in ``allinone.training.cli``)."""
-
-    init_from: str = ""
-    reorder_ffn_units: str = "none"
-    teacher_checkpoint: str = ""
-    bit_map: str = ""
-    gq_alpha_start: float = 100.0
-    gq_alpha_end: float = 1e5
-    gq_anneal_batches: int = 300
-    mp_target_bits: float = 0.0
-    mp_penalty_scale: float = 1.0
-    mp_tau_start: float = 1.0
-    mp_tau_end: float = 0.1
-    mp_anneal_batches: int = 300
-    mp_finalise_batch: int = 0
-
-
 class Compression:
     """Per-step hooks the trainer calls; all are no-ops for an ordinary training run."""
 
-    def __init__(self, cfg: CompressionConfig, model: nn.Module, build_from_config):
+    def __init__(self, cfg: CompressionOptions, model: nn.Module):
         self.cfg = cfg
-        self.gq = GQSchedule(cfg.gq_alpha_start, cfg.gq_alpha_end, cfg.gq_anneal_batches)
-        self.tau = TauSchedule(cfg.mp_tau_start, cfg.mp_tau_end, cfg.mp_anneal_batches)
+        self.annealing = AnnealingSchedule(
+            GQSchedule(cfg.gq_alpha_start, cfg.gq_alpha_end, cfg.gq_anneal_batches),
+            TauSchedule(cfg.mp_tau_start, cfg.mp_tau_end, cfg.mp_anneal_batches),
+        )
         self.searching = bool(mixed_layers(model)) and not cfg.bit_map
         if cfg.mp_target_bits > 0 and not self.searching:
             raise ValueError(
@@ -136,7 +69,7 @@ class Compression:
                 "model have no importance to order by"
             )
         if cfg.init_from:
-            weights, _ = float_weights(Path(cfg.init_from))
+            weights, _ = float_weights(Path(cfg.init_from), cfg.float_weights)
             init_from_float(model, weights, cfg.init_from)
             logging.info(f"initialised from the float model {cfg.init_from}")
             if cfg.reorder_ffn_units != "none":
@@ -151,7 +84,7 @@ class Compression:
             logging.info(f"fixed per-layer bits from {cfg.bit_map}: average {average_bits(model):.3f}")
         self.teacher: Optional[nn.Module] = None
         if cfg.teacher_checkpoint:
-            self.teacher = load_teacher(Path(cfg.teacher_checkpoint), build_from_config)
+            self.teacher = load_teacher(Path(cfg.teacher_checkpoint), cfg.float_weights)
             logging.info(f"frozen float teacher: {cfg.teacher_checkpoint}")
 
     def searching_now(self, model: nn.Module) -> bool:
@@ -163,8 +96,9 @@ class Compression:
         default the end of the temperature ramp; a run that stops earlier finalises at its end."""
         return self.searching and step == (self.cfg.mp_finalise_batch or self.cfg.mp_anneal_batches)
 
-    def before_step(self, model: nn.Module, step: int) -> None:
-        set_quant_annealing(model, self.gq.alpha(step), self.gq.is_hard(step), self.tau.tau(step))
+    def annealing_at(self, step: int) -> Annealing:
+        """The quantizers' annealing value of global batch ``step`` (passed into the model call)."""
+        return self.annealing.at(step)
 
     def extra_loss(self, model: nn.Module) -> Tuple[Optional[torch.Tensor], Dict[str, float]]:
         """The bit-budget penalty (None without a target) and values to log."""

@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import torch
 import torch.nn as nn
 
+from allinone.quant.annealing import Annealing
 from allinone.subnet import SubnetConfig, SubnetError
 
 POLICIES = ("auto", "all", "sandwich", "largest_random")
@@ -216,6 +217,7 @@ class NestedLoss(nn.Module):
         subnets: Sequence[SubnetConfig],
         distill: bool = False,
         teacher_targets=None,
+        annealing: Optional[Annealing] = None,
         **loss_kwargs,
     ) -> Dict[str, Dict[str, torch.Tensor]]:
         """Losses per subnet.
@@ -226,6 +228,8 @@ class NestedLoss(nn.Module):
             distill: add "kl"/"kl_ctc" terms to every subnet after the first.
             teacher_targets: ``DistillTargets`` of an external (frozen) teacher; every
                 subnet then learns from it and none is the teacher.
+            annealing: the quantizers' annealing value of this step, for every subnet
+                (None: not annealing).
             loss_kwargs: prune_range, am_scale, lm_scale of ``Transducer.forward``.
         Returns:
             {subnet name: {loss name: (N,)}}.
@@ -235,11 +239,23 @@ class NestedLoss(nn.Module):
         for i, subnet in enumerate(subnets):
             if distill and teacher_targets is None and i == 0 and len(subnets) > 1:
                 losses, teacher = self.model(
-                    features, feature_lens, labels, subnet=subnet, return_targets=True, **loss_kwargs
+                    features,
+                    feature_lens,
+                    labels,
+                    subnet=subnet,
+                    return_targets=True,
+                    annealing=annealing,
+                    **loss_kwargs,
                 )
             else:
                 losses = self.model(
-                    features, feature_lens, labels, subnet=subnet, teacher=teacher, **loss_kwargs
+                    features,
+                    feature_lens,
+                    labels,
+                    subnet=subnet,
+                    teacher=teacher,
+                    annealing=annealing,
+                    **loss_kwargs,
                 )
             out[subnet.name] = losses
         return out

@@ -21,6 +21,7 @@ RECIPE_KEYS = (
     "train_cuts",
     "bpe_model",
     "init_from",
+    "float_weights",
     "reorder_ffn_units",
     "teacher_checkpoint",
     "unfold_relax",
@@ -37,6 +38,7 @@ QUANTIZER_ONLY_MODEL_OPTIONS = {"quantize_heads": False}
 # Options added after some runs were trained, at the value those runs had.
 LEGACY_DEFAULTS = {
     "init_from": "",
+    "float_weights": "epoch-mean",
     "reorder_ffn_units": "none",
     "teacher_checkpoint": "",
     "unfold_relax": False,

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import List
 
-from allinone.utils.checkpoint import load_checkpoint
+from allinone.checkpoint.io import load_checkpoint
 
 
 def numbered(exp_dir: Path, prefix: str) -> List[int]:

@@ -129,7 +129,7 @@ def write_recogs(path: PathLike, results: Sequence[Result]) -> None:
 
 def read_recogs(path: PathLike) -> list[Result]:
     """Read a file written by :func:`write_recogs` back into result triples (in file order);
-    a ``.gz`` file (an archived run, :mod:`allinone.reports.decoded_archive`) is decompressed."""
+    a ``.gz`` file is decompressed."""
     refs: dict[str, list[str]] = {}
     results: list[Result] = []
     opener = gzip.open if str(path).endswith(".gz") else open
@@ -272,28 +272,3 @@ def save_results(
         for key, wer in sorted(wers.items(), key=lambda kv: kv[1]):
             f.write(f"{key}\t{wer:.2f}\n")
     return wers
-
-
-def format_wer_table(rows: dict[str, dict[str, float]]) -> str:
-    """Markdown table of WERs: one row per decoding setting, one column per test set.
-
-    Columns appear in first-seen order; a missing entry is shown as ``-``.
-
-    Args:
-        rows: setting -> {test_set -> WER in percent}.
-    Returns:
-        the table as a string (no trailing newline).
-    """
-    columns: list[str] = []
-    for per_set in rows.values():
-        for name in per_set:
-            if name not in columns:
-                columns.append(name)
-    lines = [
-        "| " + " | ".join(["decoding"] + columns) + " |",
-        "|" + "|".join(["---"] * (len(columns) + 1)) + "|",
-    ]
-    for setting, per_set in rows.items():
-        cells = [f"{per_set[c]:.2f}" if c in per_set else "-" for c in columns]
-        lines.append("| " + " | ".join([setting] + cells) + " |")
-    return "\n".join(lines)

@@ -182,8 +182,8 @@ def test_resume_refuses_a_changed_grid_and_mid_epoch_checkpoints_count_time(tiny
 def test_quantized_heads_train_decode_and_shrink_the_accounted_size(tiny_corpus, tmp_path):
     """--model quantize_heads=true: the b2 subnet's decoder, joiner and CTC head are 2-bit
     too, decoding runs them so, and the summary's stored size counts them so."""
+    from allinone.deploy.accounting import subnet_footprint
     from allinone.nn.model import ModelConfig, Transducer
-    from allinone.quant.accounting import subnet_footprint
     from allinone.subnet import SubnetConfig
 
     root, lang = tiny_corpus

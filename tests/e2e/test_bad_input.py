@@ -10,7 +10,8 @@ from lhotse.utils import fastcopy
 from allinone.data.datamodule import filter_cuts, load_cuts
 from allinone.data.tokenizer import BpeTokenizer
 from allinone.nn.model import Transducer
-from allinone.training.trainer import TooManyBadBatches, TrainConfig, Trainer
+from allinone.training.config import TrainConfig
+from allinone.training.trainer import TooManyBadBatches, Trainer
 from tests.e2e.conftest import PREFIX
 from tests.e2e.test_recipe import TINY_MODEL
 
@@ -32,7 +33,7 @@ def tiny_config(root: Path, lang: Path, exp: Path, **kw) -> TrainConfig:
         model=model,
     )
     args.update(kw)
-    return TrainConfig(**args)
+    return TrainConfig.from_flat(**args)
 
 
 def test_cuts_too_short_for_their_labels_are_dropped_and_counted(tiny_corpus):

@@ -5,13 +5,14 @@ import copy
 import pytest
 import torch
 
+from allinone.checkpoint.io import save_checkpoint_atomic
 from allinone.nn.conformer import ConformerEncoder, FeedForward
 from allinone.nn.ffn_order import permute_units, reorder_ffn_units, unit_importance
 from allinone.nn.model import ModelConfig, Transducer
 from allinone.quant.layers import quant_layers
 from allinone.subnet import SubnetConfig
-from allinone.training.compression import Compression, CompressionConfig
-from allinone.utils.checkpoint import save_checkpoint_atomic
+from allinone.training.compression import Compression
+from allinone.training.config import CompressionOptions
 
 ARGS = dict(num_features=20, d_model=16, num_heads=2, kernel_size=5, dropout=0.0)
 
@@ -84,7 +85,7 @@ def _tiny_model():
 
 def test_compression_reorders_only_a_model_started_from_trained_weights(tmp_path):
     with pytest.raises(ValueError, match="needs --init-from"):
-        Compression(CompressionConfig(reorder_ffn_units="weight-norm"), _tiny_model(), None)
+        Compression(CompressionOptions(reorder_ffn_units="weight-norm"), _tiny_model())
     torch.manual_seed(3)
     source = _tiny_model()
     with torch.no_grad():
@@ -94,7 +95,7 @@ def test_compression_reorders_only_a_model_started_from_trained_weights(tmp_path
     path = tmp_path / "float.pt"
     save_checkpoint_atomic({"model": source.state_dict(), "model_config": {}}, path)
     model = _tiny_model()
-    Compression(CompressionConfig(init_from=str(path), reorder_ffn_units="weight-norm"), model, None)
+    Compression(CompressionOptions(init_from=str(path), reorder_ffn_units="weight-norm"), model)
     ffns = [m for m in model.modules() if isinstance(m, FeedForward)]
     for m in ffns:
         score = unit_importance(m)

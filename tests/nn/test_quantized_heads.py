@@ -9,12 +9,12 @@ import torch
 
 from allinone.decoding.runner import decode_dataset
 from allinone.decoding.transducer_search import greedy_search_batch, modified_beam_search
+from allinone.deploy.accounting import average_weight_bits, subnet_footprint
+from allinone.deploy.export import export_subnet, file_vs_accounting, load_packed_model
+from allinone.deploy.ptq import set_max_abs_steps
 from allinone.nn.model import ModelConfig, Transducer
-from allinone.quant.accounting import average_weight_bits, subnet_footprint
-from allinone.quant.export import export_subnet, file_vs_accounting, load_packed_model
 from allinone.quant.layers import QUANT_LAYERS
-from allinone.quant.ptq import set_max_abs_steps
-from allinone.quant.quantizer import flat_rows
+from allinone.quant.lsq import flat_rows
 from allinone.subnet import FLOAT_BITS, SubnetConfig, SubnetError
 
 HEADS = ("decoder.conv", "joiner.encoder_proj", "joiner.decoder_proj", "joiner.output_linear", "ctc_output")

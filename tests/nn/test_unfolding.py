@@ -5,9 +5,9 @@ import copy
 import pytest
 import torch
 
+from allinone.deploy.accounting import encoder_footprint, subnet_footprint
 from allinone.nn.conformer import ConformerEncoder
 from allinone.nn.model import ModelConfig, Transducer
-from allinone.quant.accounting import encoder_footprint, subnet_footprint
 from allinone.subnet import SubnetConfig, SubnetError, parse_subnets
 from allinone.unfold import (
     cycle_schedule,

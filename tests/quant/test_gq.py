@@ -5,17 +5,48 @@ import torch
 import torch.nn.functional as F
 
 import allinone.quant.gq as gq
+from allinone.quant.annealing import GQSchedule
 from allinone.quant.gq import (
-    GeneralQuantizer,
-    GQSchedule,
     compand,
     expand,
     gq_codes,
     gq_fake_quant,
     init_centroids,
+    sorted_centroids,
 )
 
 MUS = [1.0, 10.0, 87.6, 255.0, 1e4]
+
+
+class TensorGQ(torch.nn.Module):
+    """One tensor's GQ at one bit-width, assembled from the package's functions.
+
+    The layers hold ``GQQuantizer`` (every bit-width at once); these tests exercise the
+    functions underneath it on a single learnable centroid vector.
+    """
+
+    def __init__(self, bits: int, mu: float = 255.0):
+        super().__init__()
+        compand(torch.zeros(1), mu)  # rejects a bad mu
+        self.bits, self.mu = bits, float(mu)
+        self.raw_centroids = torch.nn.Parameter(init_centroids(torch.empty(0), bits, "linspace", mu))
+
+    @property
+    def num_levels(self) -> int:
+        return 2**self.bits
+
+    @torch.no_grad()
+    def init_from_weight(self, weight, method="quantile"):
+        self.raw_centroids.copy_(init_centroids(weight, self.bits, method, self.mu))
+
+    def centroids(self):
+        return sorted_centroids(self.raw_centroids)
+
+    def forward(self, weight, alpha, hard=False):
+        return gq_fake_quant(weight, self.centroids(), alpha, hard, self.mu)
+
+    def codes(self, weight):
+        return gq_codes(weight, self.centroids(), self.mu)
 
 
 def reference_fake_quant(w, c, alpha, hard, mu):
@@ -43,7 +74,7 @@ def brute_force_hard(w, c, mu):
 
 def perturbed_quantizer(bits, w, seed, mu=255.0):
     """A quantizer initialised from ``w`` and then moved off its quantiles."""
-    q = GeneralQuantizer(bits, mu)
+    q = TensorGQ(bits, mu)
     q.init_from_weight(w)
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -140,7 +171,7 @@ def test_soft_output_converges_to_hard_as_alpha_grows(bits):
 def test_centroids_move_and_reduce_the_quantization_error(hard, alpha, lr):
     torch.manual_seed(4)
     w = torch.randn(64, 32) * 0.05
-    q = GeneralQuantizer(3)
+    q = TensorGQ(3)
     q.init_from_weight(w, method="linspace")  # far from the weights' distribution
     start = q.centroids().detach().clone()
     opt = torch.optim.Adam(q.parameters(), lr=lr)
@@ -159,7 +190,7 @@ def test_centroids_move_and_reduce_the_quantization_error(hard, alpha, lr):
 def test_weights_get_gradients_in_hard_mode_through_the_soft_path():
     torch.manual_seed(5)
     w = (torch.randn(50) * 0.1).requires_grad_()
-    q = GeneralQuantizer(2)
+    q = TensorGQ(2)
     q.init_from_weight(w)
     upstream = torch.randn(50)
     (q(w, 10.0, hard=True) * upstream).sum().backward()
@@ -193,7 +224,7 @@ def _weights(kind):
 def test_gradients_are_finite_at_every_alpha(kind, hard, bits):
     for alpha in [0.0, 0.1, 1.0, 10.0, 1e3, 1e5, 1e7]:
         w = _weights(kind).requires_grad_()
-        q = GeneralQuantizer(bits)
+        q = TensorGQ(bits)
         q.init_from_weight(w)
         out = q(w, alpha, hard)
         assert torch.isfinite(out).all()
@@ -268,7 +299,7 @@ def test_schedule_is_geometric_monotone_and_switches_to_hard():
 
 
 def test_centroids_stay_sorted_and_inside_the_unit_interval():
-    q = GeneralQuantizer(3)
+    q = TensorGQ(3)
     with torch.no_grad():
         q.raw_centroids.copy_(torch.tensor([3.0, -5.0, 0.2, -0.1, 1.5, -0.9, 0.0, 2.0]))
     assert q.centroids().tolist() == pytest.approx([-1.0, -0.9, -0.1, 0.0, 0.2, 1.0, 1.0, 1.0])
@@ -314,7 +345,7 @@ def test_matches_plain_autograd_reference_and_does_not_depend_on_chunking(hard, 
 
 def test_backward_keeps_no_numel_by_levels_matrix():
     w = (torch.randn(576, 144) * 0.05).requires_grad_()
-    q = GeneralQuantizer(8)
+    q = TensorGQ(8)
     q.init_from_weight(w)
     saved = []
 
@@ -347,7 +378,7 @@ def test_one_bit_quantile_init_is_plus_minus_median_and_linspace_is_bin_midpoint
     med = compand(w / w.abs().max()).abs().median()
     torch.testing.assert_close(c, torch.stack([-med, med]), rtol=0, atol=1e-3)
     assert init_centroids(w, 2, "linspace").tolist() == [-0.75, -0.25, 0.25, 0.75]
-    q = GeneralQuantizer(2)
+    q = TensorGQ(2)
     q.init_from_weight(w, method="linspace")
     assert q.centroids().tolist() == [-0.75, -0.25, 0.25, 0.75]
     assert q.num_levels == 4
@@ -356,11 +387,11 @@ def test_one_bit_quantile_init_is_plus_minus_median_and_linspace_is_bin_midpoint
 def test_invalid_arguments_are_rejected():
     for bits in (0, 9):
         with pytest.raises(ValueError):
-            GeneralQuantizer(bits)
+            TensorGQ(bits)
     with pytest.raises(ValueError):
-        GeneralQuantizer(2, mu=0.0)
+        TensorGQ(2, mu=0.0)
     with pytest.raises(ValueError):
-        GeneralQuantizer(2).init_from_weight(torch.randn(3), method="kmeans")
+        TensorGQ(2).init_from_weight(torch.randn(3), method="kmeans")
     with pytest.raises(ValueError):
         gq_fake_quant(torch.randn(3), torch.zeros(2), -1.0, False)
     with pytest.raises(ValueError):

@@ -67,9 +67,9 @@ def test_quantized_weight_takes_at_most_two_to_the_bits_values(bits):
     values = torch.unique(wq)
     assert len(values) <= 2**bits
     # every value is an integer multiple of the step
-    step = float(layer.step_for(bits))
+    step = float(layer.steps[f"b{bits}"])
     torch.testing.assert_close(values / step, (values / step).round())
-    codes = lsq_codes(layer.weight, layer.step_for(bits).detach(), bits)
+    codes = lsq_codes(layer.weight, layer.steps[f"b{bits}"].detach(), bits)
     torch.testing.assert_close(codes.float() * step, wq)
 
 
@@ -87,9 +87,9 @@ def test_steps_are_initialised_from_the_weight():
     torch.manual_seed(0)
     lin = QLinear(32, 32)
     mean_abs = float(lin.weight.abs().mean())
-    assert float(lin.step_for(1)) == pytest.approx(mean_abs)
-    assert float(lin.step_for(4)) == pytest.approx(2 * mean_abs / math.sqrt(7))
+    assert float(lin.steps["b1"]) == pytest.approx(mean_abs)
+    assert float(lin.steps["b4"]) == pytest.approx(2 * mean_abs / math.sqrt(7))
     with torch.no_grad():
         lin.weight.mul_(10)
     lin.reset_steps()
-    assert float(lin.step_for(4)) == pytest.approx(20 * mean_abs / math.sqrt(7), rel=1e-5)
+    assert float(lin.steps["b4"]) == pytest.approx(20 * mean_abs / math.sqrt(7), rel=1e-5)

@@ -6,9 +6,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from allinone.nn.model import ModelConfig, Transducer
+from allinone.quant.annealing import Annealing, TauSchedule
 from allinone.quant.layers import QLinear
 from allinone.quant.mixed import (
-    TauSchedule,
     apply_bit_map,
     average_bits,
     bit_map,
@@ -47,9 +47,8 @@ def _layer() -> QLinear:
 
 def test_training_blends_the_candidates_with_gumbel_softmax_weights():
     layer = _layer().train()
-    layer.mp_tau = 0.7
     torch.manual_seed(5)
-    got = layer.quantized_weight(MIXED_BITS)
+    got = layer.quantized_weight(MIXED_BITS, annealing=Annealing(mp_tau=0.7))
     torch.manual_seed(5)
     probs = F.gumbel_softmax(layer.mp_logits, tau=0.7)
     expected = sum(p * layer.quantized_weight(b) for p, b in zip(probs, CANDS))

@@ -7,17 +7,15 @@ import zlib
 import pytest
 import torch
 
-from allinone.quant import lsq_codes, quant_levels
 from allinone.quant import pack as pk
+from allinone.quant.lsq import lsq_codes, offset_codes, quant_levels, unoffset_codes
 from allinone.quant.pack import (
     MAGIC,
     PackedFileError,
     TensorRecord,
-    offset_codes,
     pack_bits,
     payload_bytes,
     read_packed_file,
-    unoffset_codes,
     unpack_bits,
     write_packed_file,
 )

@@ -5,9 +5,10 @@ import math
 import pytest
 import torch
 
+from allinone.quant.annealing import Annealing
 from allinone.quant.layers import QConv1d, QLinear
-from allinone.quant.lsq import quant_levels
-from allinone.quant.quantizer import QuantConfig, grouped
+from allinone.quant.lsq import grouped, quant_levels
+from allinone.quant.quantizer import QuantConfig
 
 
 def _layer(cfg: QuantConfig, out=6, inp=20, seed=0) -> QLinear:
@@ -101,10 +102,10 @@ def test_gq_layer_is_hard_in_evaluation_and_soft_in_training():
     for bits in (1, 2, 3):
         assert conv.quantized_weight(bits).unique().numel() <= 2**bits
     conv.train()
-    conv.gq_alpha, conv.gq_hard = 10.0, False
-    assert conv.quantized_weight(2).unique().numel() > 4  # soft: between the levels
-    conv.gq_hard = True
-    assert conv.quantized_weight(2).unique().numel() <= 4
+    soft = Annealing(gq_alpha=10.0, gq_hard=False)
+    assert conv.quantized_weight(2, annealing=soft).unique().numel() > 4  # soft: between the levels
+    hard = Annealing(gq_alpha=10.0, gq_hard=True)
+    assert conv.quantized_weight(2, annealing=hard).unique().numel() <= 4
 
 
 def test_bad_configs_are_refused():

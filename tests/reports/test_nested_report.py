@@ -1,27 +1,33 @@
 """The all-in-one comparison: verdict labels, the same-recipe check, pooling runs of several seeds."""
 
-import gzip
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from allinone.checkpoint.io import save_checkpoint_atomic
+from allinone.checkpoint.record import CheckpointRecord, write_record
 from allinone.decoding.subnet_report import SubnetRow, write_subnet_summary
-from allinone.reports.decoded_archive import archive_run
-from allinone.reports.nested_comparison import (
-    DecodedSubnet,
-    check_same_recipe,
-    compare,
-    format_report,
-    mapsswe_per_set,
-    pool_runs,
-    recipe_differences,
-)
-from allinone.utils.checkpoint import save_checkpoint_atomic
+from allinone.reports.decodings import DecodedSubnet, mapsswe_per_set, pool_runs
+from allinone.reports.nested_comparison import compare, format_report
+from allinone.reports.run_records import check_same_recipe, recipe_differences, train_seconds
 from allinone.utils.scoring import compute_wer, write_recogs
 from allinone.utils.significance import matched_pairs_over_runs
+
+
+def _write_run_record(path, train_config, seconds=0.0):
+    """The part of a training checkpoint the reports read."""
+    record = CheckpointRecord(
+        kind="train",
+        model={},
+        model_config={},
+        subnets=[],
+        train_config=train_config,
+        train_seconds=seconds,
+        train_cpu_seconds=seconds,
+    )
+    write_record(record, path)
 
 
 def _row(name, aio, twin, better):
@@ -89,7 +95,7 @@ def _run_dir(tmp_path, name, **overrides):
     cfg.update(overrides)
     d = tmp_path / name
     d.mkdir()
-    save_checkpoint_atomic({"model": {}, "train_config": cfg}, d / "epoch-3.pt")
+    _write_run_record(d / "epoch-3.pt", cfg)
     return d
 
 
@@ -189,10 +195,7 @@ def _fake_run(tmp_path, name, subnets, seed, hyps, seconds, **recipe):
     res = d / "greedy_search"
     res.mkdir(parents=True)
     cfg = {"base_lr": 1e-3, "model": {"num_layers": 2}, "seed": seed, **recipe}
-    save_checkpoint_atomic(
-        {"model": {}, "train_config": cfg, "train_seconds": seconds, "train_cpu_seconds": seconds},
-        d / "epoch-1.pt",
-    )
+    _write_run_record(d / "epoch-1.pt", cfg, seconds)
     rows = []
     for sub, compression in subnets:
         dec = _decoded(sub, hyps, compression)
@@ -272,56 +275,9 @@ def test_runs_from_before_an_option_existed_have_its_old_value(tmp_path):
     assert recipe_differences(old, relaxed, 3) == {"unfold_relax": (False, True)}
 
 
-def test_an_archived_grid_gives_the_report_of_its_exp_dirs(tmp_path):
-    ok = ["one two three four", "five six seven eight", "nine zero one two"]
-    bad = ["one two three", "five six seven", "nine zero one"]
-    grid = [("big", 1.0), ("small", 8.0)]
-    runs = []
-    for seed, hyps in ((42, bad), (43, ok)):
-        aio = _fake_run(tmp_path / "exp", f"aio{seed}", grid, seed, hyps, 10.0 + seed)
-        for sub, c in grid:
-            _fake_run(tmp_path / "exp" / f"ind{seed}", sub, [(sub, c)], seed, ok, 7.0)
-        runs.append((aio, tmp_path / "exp" / f"ind{seed}"))
-    before = compare(runs, "greedy_search", 1)
-
-    archived = []
-    for aio, root in runs:
-        archive_run(aio, tmp_path / "kept" / aio.name, "greedy_search", 1)
-        for sub, _ in grid:
-            archive_run(root / sub, tmp_path / "kept" / root.name / sub, "greedy_search", 1)
-        archived.append((tmp_path / "kept" / aio.name, tmp_path / "kept" / root.name))
-    shutil.rmtree(tmp_path / "exp")  # the checkpoints and plain recogs are gone
-    assert not list((tmp_path / "kept").rglob("*.pt"))
-    after = compare(archived, "greedy_search", 1)
-    assert {k: v for k, v in after.items() if k != "runs"} == {k: v for k, v in before.items() if k != "runs"}
-    # the pooled test had the utterances
-    assert after["per_run_significantly_worse"] == [["big", "small"], []]
-
-    first = sorted((tmp_path / "kept" / "aio42" / "greedy_search").glob("recogs-*.gz"))[0]
-    again = tmp_path / "again"
-    (again / "greedy_search").mkdir(parents=True)
-    # an exp dir recreated from the archive re-archives to the same bytes
-    with gzip.open(first, "rt") as f_in, open(again / "greedy_search" / first.name[:-3], "w") as f_out:
-        f_out.write(f_in.read())
-    shutil.copy(tmp_path / "kept" / "aio42" / "run-record-epoch-1.json", again)
-    for summary in (tmp_path / "kept" / "aio42" / "greedy_search").glob("subnet-summary-*"):
-        shutil.copy(summary, again / "greedy_search")
-    archive_run(again, tmp_path / "again_kept", "greedy_search", 1)
-    assert (tmp_path / "again_kept" / "greedy_search" / first.name).read_bytes() == first.read_bytes()
-    assert first.read_bytes()[4:8] == bytes(4)  # no time stamp in the gzip header
-
-    # archiving again over an archive of another decoding tag replaces its files
-    stale = tmp_path / "again_kept" / "greedy_search" / "recogs-test-greedy_search-big-epoch-1-avg-2.txt.gz"
-    stale.write_bytes(first.read_bytes())
-    archive_run(again, tmp_path / "again_kept", "greedy_search", 1)
-    assert not stale.exists()
-    with pytest.raises(FileNotFoundError, match="it is an archive already"):
-        archive_run(tmp_path / "again_kept", tmp_path / "third", "greedy_search", 1)
-
-
-def test_archiving_names_what_is_missing(tmp_path):
+def test_a_missing_checkpoint_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"epoch-2.pt missing"):
-        archive_run(tmp_path, tmp_path / "out", "greedy_search", 2)
-    save_checkpoint_atomic({"model": {}, "train_config": {}, "train_seconds": 1.0}, tmp_path / "epoch-2.pt")
-    with pytest.raises(FileNotFoundError, match=r"greedy_search: nothing decoded from epoch 2"):
-        archive_run(tmp_path, tmp_path / "out", "greedy_search", 2)
+        train_seconds(tmp_path, 2)
+    save_checkpoint_atomic({"model": {}, "model_config": {}}, tmp_path / "epoch-2.pt")  # format 0
+    with pytest.raises(ValueError, match=r"epoch-2.pt records no train_seconds"):
+        train_seconds(tmp_path, 2)

@@ -5,8 +5,8 @@ import os
 import pytest
 import torch
 
+from allinone.checkpoint.io import CheckpointError
 from allinone.training.resume import continuation_flags, numbered
-from allinone.utils.checkpoint import CheckpointError
 
 
 def _checkpoint(path, batches: int) -> None:

@@ -1,14 +1,12 @@
 """Checkpoints written before a nested-plan option existed still resume with the same flags,
 and a changed option still refuses the resume."""
 
-from types import SimpleNamespace
-
 import pytest
 
 from allinone.subnet import SubnetConfig
-from allinone.training.compression import CompressionConfig
+from allinone.training.checkpointing import complete_saved_plan, plan_signature
+from allinone.training.config import CompressionOptions
 from allinone.training.nested import NestedPlan
-from allinone.training.trainer import Trainer, complete_saved_plan
 
 PLAIN = {
     "subnets": ["d6-w1.0-b32"],
@@ -30,20 +28,15 @@ BEFORE_REORDER = {
     "mp_lr_scale": 50.0,
     "compression": {
         k: v
-        for k, v in vars(CompressionConfig()).items()
-        if k not in ("reorder_ffn_units", "mp_finalise_batch")
+        for k, v in vars(CompressionOptions()).items()
+        if k not in ("reorder_ffn_units", "mp_finalise_batch", "float_weights")
     },
 }
 
 
 def signature(plan, **compression):
-    """``Trainer._plan_signature`` of a run of ``plan`` with today's options."""
-    stub = SimpleNamespace(
-        plan=plan,
-        compression=SimpleNamespace(cfg=CompressionConfig(**compression)),
-        cfg=SimpleNamespace(mp_lr_scale=50.0),
-    )
-    return Trainer._plan_signature(stub)
+    """The resume signature of a run of ``plan`` with today's options."""
+    return plan_signature(plan, CompressionOptions(**compression), mp_lr_scale=50.0)
 
 
 def signature_of_an_unchanged_run(**compression):

@@ -1,6 +1,5 @@
 import torch
 
-from allinone.training.averaging import update_running_average
 from allinone.training.schedule import WarmupDecaySchedule, transducer_loss_scales
 
 
@@ -28,16 +27,3 @@ def test_loss_scales_warm_up_from_simple_to_pruned():
     s, p = transducer_loss_scales(50, 100, 0.5)
     assert abs(s - 0.75) < 1e-9 and abs(p - 0.55) < 1e-9
     assert transducer_loss_scales(100, 100, 0.5) == (0.5, 1.0)
-
-
-def test_running_average_is_the_mean_of_all_steps():
-    model = torch.nn.Linear(2, 1)
-    avg = torch.nn.Linear(2, 1)
-    avg.load_state_dict(model.state_dict())
-    snapshots = []
-    for step in range(1, 6):
-        with torch.no_grad():
-            model.weight.add_(float(step))
-        snapshots.append(model.weight.detach().clone())
-        update_running_average(avg, model, step, period=1)
-    torch.testing.assert_close(avg.weight, torch.stack(snapshots).mean(0))

@@ -8,7 +8,6 @@ from allinone.utils.scoring import (
     WerStats,
     align_words,
     compute_wer,
-    format_wer_table,
     read_recogs,
     save_results,
     write_error_stats,
@@ -111,21 +110,6 @@ def test_save_results_files_and_summary(tmp_path):
     ]
     summary = (res_dir / "wer-summary-test-other-epoch-3-avg-1.txt").read_text().splitlines()
     assert summary == ["settings\tWER", "beam_size_4\t0.00", "greedy_search\t66.67"]
-
-
-def test_format_wer_table():
-    table = format_wer_table(
-        {
-            "greedy_search": {"test-clean": 2.5, "test-other": 6.125},
-            "modified_beam_search": {"test-clean": 2.4},
-        }
-    )
-    assert table.splitlines() == [
-        "| decoding | test-clean | test-other |",
-        "|---|---|---|",
-        "| greedy_search | 2.50 | 6.12 |",
-        "| modified_beam_search | 2.40 | - |",
-    ]
 
 
 def test_wer_stats_fields():

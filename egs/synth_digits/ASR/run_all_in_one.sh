@@ -33,7 +33,7 @@
 #           search; one thread); runs
 #           already decoded at this epoch are skipped
 #  stage 3: compare: WER pairs with the MAPSSWE p-value, wall times, a WER-vs-size plot,
-#           into --comparison-dir (default conformer_transducer/all_in_one_comparison$S);
+#           into --comparison-dir (default conformer_transducer/exp_comparisons/all_in_one$S);
 #           runs continued to more epochs (a larger --num-epochs resumes them exactly: the
 #           learning-rate schedule does not depend on it) need their own, or they replace
 #           the comparison of the shorter runs
@@ -96,7 +96,7 @@ fi
 aio_dir=$recipe/exp_all_in_one$exp_suffix
 ind_root=$recipe/exp_individual$individual_suffix
 repeat_root=$recipe/exp_individual${individual_suffix}_seed$repeat_seed
-out_dir=${comparison_dir:-$recipe/all_in_one_comparison$exp_suffix}
+out_dir=${comparison_dir:-$recipe/exp_comparisons/all_in_one$exp_suffix}
 mkdir -p "$ind_root" "$out_dir"
 # The grid as explicit names, expanded against the recipe's layer count as train.py does.
 names=$(python3 - "$subnets" "$recipe/train.py" <<'EOF2'

@@ -41,7 +41,7 @@ cd "$script_dir"
 log() { echo "$(date '+%Y-%m-%d %H:%M:%S') (run_quantizers.sh:${BASH_LINENO[0]}) $*"; }
 
 root=$recipe/exp_quant
-out_dir=$recipe/quant_comparison
+out_dir=$recipe/exp_comparisons/quantizers
 float_ckpt=$float_dir/epoch-$float_epoch.pt
 [ -f "$float_ckpt" ] || { echo "$0: $float_ckpt missing: train the float model first (run.sh)" >&2; exit 1; }
 mkdir -p "$root" "$out_dir"

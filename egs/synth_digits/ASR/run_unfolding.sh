@@ -17,7 +17,7 @@
 #           otherwise stay on the blank-only plateau for most of 8 epochs (RESULTS.md)
 #           Defaults (--seed-warmup-batches 700 --beta 0) are this corpus's passing recipe:
 #           with beta = 1 the KL from the deepest path, still worse than the seed when the
-#           joint phase starts, set every path back (RESULTS.md, "Third run"). The default
+#           joint phase starts, set every path back (RESULTS.md, "Unfolding"). The default
 #           --exp-suffix names that run's directories (exp_unfold_w700_beta0/, ...), so
 #           other settings go beside it instead of over it
 #  stage 2: decode every logical depth of both kinds (modified beam search, one thread);
@@ -54,7 +54,7 @@ log() { echo "$(date '+%Y-%m-%d %H:%M:%S') (run_unfolding.sh:${BASH_LINENO[0]}) 
 
 unfold_dir=$recipe/exp_unfold$exp_suffix
 plain_root=$recipe/exp_plain$exp_suffix
-out_dir=$recipe/unfold_comparison$exp_suffix
+out_dir=$recipe/exp_comparisons/unfolding$exp_suffix
 mkdir -p "$plain_root" "$out_dir"
 # "name:logical depth" per subnet of the grid, the seed last; and the seed's name.
 read -r num_blocks seed pairs < <(python3 - "$subnets" "$recipe/train.py" <<'EOF2'

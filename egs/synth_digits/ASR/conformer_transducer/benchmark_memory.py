@@ -21,25 +21,21 @@ row: resident memory before the steps, the peak during them, and the increase;
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[4]))  # the repository root
+import torch
 
-import torch  # noqa: E402
+from allinone.data.datamodule import filter_cuts, load_cuts
+from allinone.data.tokenizer import BpeTokenizer
+from allinone.nn.build import build_model
+from allinone.nn.model import ModelConfig
+from allinone.subnet import full_subnet, parse_subnets
+from allinone.training.cli import recipe_defaults, str2bool
+from allinone.training.config import parse_model_overrides
+from allinone.training.memory import measure_peak
+from allinone.training.nested import NestedLoss, NestedPlan, combine_subnet_losses
 
-from allinone.data.datamodule import filter_cuts, load_cuts  # noqa: E402
-from allinone.data.tokenizer import BpeTokenizer  # noqa: E402
-from allinone.nn.model import ModelConfig, Transducer  # noqa: E402
-from allinone.subnet import full_subnet, parse_subnets  # noqa: E402
-from allinone.training.cli import str2bool  # noqa: E402
-from allinone.training.memory import measure_peak  # noqa: E402
-from allinone.training.nested import NestedLoss, NestedPlan, combine_subnet_losses  # noqa: E402
-from allinone.training.trainer import parse_model_overrides  # noqa: E402
-from allinone.unfold import max_occurrences, statistics_keys  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark_step import RECIPE_DEFAULTS  # noqa: E402
+RECIPE_DEFAULTS = recipe_defaults(Path(__file__).resolve().parent / "train.py")
 
 
 def largest_batches(cuts, tok: BpeTokenizer, max_duration: float, num_batches: int):
@@ -93,16 +89,8 @@ def main() -> None:
     overrides = parse_model_overrides(args.model)
     num_layers = overrides.get("num_layers", 6)
     subnets = parse_subnets(args.subnets or full_subnet(num_layers).name, num_layers)
-    cfg = ModelConfig(
-        vocab_size=tok.vocab_size,
-        use_ctc=RECIPE_DEFAULTS.get("use_ctc", False),
-        norm_subnets=tuple(statistics_keys(subnets, num_layers)),
-        unfold_relax=max(max_occurrences(s.schedule(num_layers)) for s in subnets) - 1
-        if args.unfold_relax
-        else 0,
-        **overrides,
-    )
-    model = Transducer(cfg).train()
+    cfg = ModelConfig(vocab_size=tok.vocab_size, use_ctc=RECIPE_DEFAULTS.get("use_ctc", False), **overrides)
+    model = build_model(cfg, subnets, unfold_relax=args.unfold_relax).train()
     plan = NestedPlan(tuple(subnets), args.subnet_policy, args.sandwich_k, distill=args.distill)
     module = NestedLoss(model)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)

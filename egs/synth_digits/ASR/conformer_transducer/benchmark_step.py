@@ -11,33 +11,19 @@ for RESULTS.md.
 """
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[4]))  # the repository root
+import torch
 
-import torch  # noqa: E402
+from allinone.data.batch import unpack_batch
+from allinone.data.datamodule import AsrDataModule, filter_cuts, load_cuts
+from allinone.data.tokenizer import BpeTokenizer
+from allinone.nn.build import build_model
+from allinone.nn.model import ModelConfig
+from allinone.training.cli import recipe_defaults
+from allinone.training.profile import profile_steps
 
-from allinone.data.datamodule import AsrDataModule, filter_cuts, load_cuts  # noqa: E402
-from allinone.data.tokenizer import BpeTokenizer  # noqa: E402
-from allinone.nn.model import ModelConfig, Transducer  # noqa: E402
-from allinone.training.profile import profile_steps  # noqa: E402
-from allinone.training.trainer import batch_inputs  # noqa: E402
-
-
-def recipe_defaults() -> dict:
-    """The recipe's defaults, read from train.py beside this script (one source of truth)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "recipe_train", Path(__file__).resolve().parent / "train.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.RECIPE_DEFAULTS
-
-
-RECIPE_DEFAULTS = recipe_defaults()
+RECIPE_DEFAULTS = recipe_defaults(Path(__file__).resolve().parent / "train.py")
 
 
 def main() -> None:
@@ -60,11 +46,11 @@ def main() -> None:
     loader = dm.train_dataloader(dm.train_sampler(cuts), epoch=1)
     batches = []
     for batch in loader:
-        features, lens, labels, _ = batch_inputs(batch, tok)
-        batches.append((features, lens, labels))
+        b = unpack_batch(batch)
+        batches.append((b.features, b.feature_lens, tok.encode_batch(b.texts, b.cut_ids)))
         if len(batches) == args.warmup_batches + args.num_batches:
             break
-    model = Transducer(ModelConfig(vocab_size=tok.vocab_size, **RECIPE_DEFAULTS["model"])).train()
+    model = build_model(ModelConfig(vocab_size=tok.vocab_size, **RECIPE_DEFAULTS["model"])).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     profile_steps(model, opt, batches[: args.warmup_batches])
     times = profile_steps(model, opt, batches[args.warmup_batches :])

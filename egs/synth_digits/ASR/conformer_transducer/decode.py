@@ -41,32 +41,13 @@ model, WER per test set and the real-time factor (--num-threads, default one thr
 """
 
 import argparse
-import logging
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[4]))  # the repository root
-
-import torch  # noqa: E402
-
-from allinone.data.datamodule import AsrDataModule, load_split, shuffled_batches  # noqa: E402
-from allinone.data.tokenizer import BpeTokenizer  # noqa: E402
-from allinone.decoding.ctc_search import CTC_BACKENDS, CTC_METHODS, CtcSearcher  # noqa: E402
-from allinone.decoding.runner import DECODING_METHODS, decode_dataset, load_for_decoding  # noqa: E402
-from allinone.decoding.subnet_report import (  # noqa: E402
-    SubnetRow,
-    format_subnet_table,
-    subnet_row,
-    write_subnet_summary,
-)
-from allinone.nn.bn_calibration import calibrate_batchnorm  # noqa: E402
-from allinone.quant.export import load_packed_model  # noqa: E402
-from allinone.subnet import select_subnets  # noqa: E402
-from allinone.training.cli import str2bool  # noqa: E402
-from allinone.utils.log import setup_logger  # noqa: E402
-from allinone.utils.scoring import save_results  # noqa: E402
-
-TEST_SETS = ("test-seen", "test-unseen")
+from allinone.decoding.ctc_search import CTC_BACKENDS
+from allinone.decoding.recipe import TEST_SETS, DecodeOptions, decode_recipe
+from allinone.decoding.runner import DECODING_METHODS
+from allinone.decoding.subnet_report import format_subnet_table
+from allinone.training.cli import str2bool
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -135,116 +116,11 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main() -> None:
     parser = get_parser()
-    args = parser.parse_args()
-    if args.epoch is None and args.packed_model is None:
-        parser.error("--epoch is required (or give --packed-model)")
-    if args.blank_penalty and args.decoding_method in CTC_METHODS:
-        parser.error(f"--blank-penalty applies to transducer search, not to {args.decoding_method}")
-    if args.bn_calibration_batches < 0:
-        parser.error("--bn-calibration-batches must be >= 0")
-    if args.bn_calibration_batches and args.packed_model:
-        parser.error("--bn-calibration-batches recomputes a checkpoint's statistics, not a packed file's")
-    calibrated = "-bn-calibrated" if args.bn_calibration_batches else ""
-    res_dir = args.exp_dir / f"{args.decoding_method}{calibrated}"
-    setup_logger(res_dir / "log-decode")
-    torch.set_num_threads(args.num_threads)
-    tokenizer = BpeTokenizer(args.bpe_model)
-    packed = None
-    if args.packed_model:
-        model, run, packed = load_packed_model(args.packed_model)
-        subnets, suffix = [run], "packed"
-    else:
-        model, trained = load_for_decoding(args.exp_dir, args.epoch, args.avg, args.use_averaged_model)
-        subnets = select_subnets(args.subnets.split(","), trained)
-        suffix = f"epoch-{args.epoch}-avg-{args.avg}"
-        suffix += "-use-averaged-model" if args.use_averaged_model else ""
-    if model.config.vocab_size != tokenizer.vocab_size:
-        raise ValueError(
-            f"{args.bpe_model} has {tokenizer.vocab_size} tokens but the model was trained "
-            f"with {model.config.vocab_size}"
-        )
-    ctc_searcher = None
-    if args.decoding_method in CTC_METHODS:
-        if not model.config.use_ctc:
-            raise ValueError(f"{args.exp_dir}: the model has no CTC head (trained without --use-ctc true)")
-        # Built before any decoding: a missing or mismatched lang dir fails here.
-        ctc_searcher = CtcSearcher(
-            args.decoding_method,
-            tokenizer,
-            model.config.vocab_size,
-            args.lang_dir,
-            args.search_beam,
-            args.max_active,
-            args.ngram_lm_scale,
-            model.config.blank_id,
-            args.ctc_backend,
-        )
-    key = {
-        "greedy_search": "greedy_search",
-        "modified_beam_search": f"modified_beam_search_beam_{args.beam_size}",
-        "ctc-greedy-search": "ctc-greedy-search",
-        "ctc-decoding": f"ctc-decoding_beam_{args.search_beam:g}",
-        "hl": f"hl_beam_{args.search_beam:g}",
-        "1best": f"1best_beam_{args.search_beam:g}_lm_scale_{args.ngram_lm_scale:g}",
-    }[args.decoding_method]
-    if args.blank_penalty:
-        # In the suffix (as icefall does), so every file of the run is named apart from the
-        # plain decoding's and the comparison scripts, which match the plain suffix, skip it.
-        suffix += f"-blank-penalty-{args.blank_penalty:g}"
-    dm = AsrDataModule(max_duration=args.max_duration, num_workers=0)
-    test_cuts = {
-        name: load_split(args.manifest_dir, args.cuts_prefix, name) for name in args.test_sets.split(",")
-    }
-    calibration_batches = []
-    if args.bn_calibration_batches:
-        # Read once, the same for every subnet and model, so calibrated systems stay comparable.
-        train_cuts = load_split(args.manifest_dir, args.cuts_prefix, "train")
-        calibration_batches = list(
-            shuffled_batches(
-                train_cuts,
-                args.bn_calibration_max_duration,
-                args.bn_calibration_batches,
-                args.bn_calibration_seed,
-            )
-        )
-        if not calibration_batches:
-            raise ValueError(
-                f"the {args.cuts_prefix}_train cuts in {args.manifest_dir} give no training batch of "
-                f"{args.bn_calibration_max_duration:g} s to recompute BatchNorm statistics on: lower "
-                "--bn-calibration-max-duration"
-            )
-    rows = []
-    for subnet in subnets:
-        if calibration_batches:
-            info = calibrate_batchnorm(model, subnet, calibration_batches)
-            logging.info(f"{subnet.name}: BatchNorm statistics recomputed on {info['batches']} batches")
-        if packed is None:
-            row = subnet_row(model, subnet)
-        else:  # what the file holds: its own size, named after the subnet it came from
-            size = args.packed_model.stat().st_size
-            ratio = packed["float_model_bytes"] / size
-            row = SubnetRow(packed["source_subnet"], packed["params"], size, ratio)
-        name = row.subnet
-        row.threads = args.num_threads
-        for test_set, cuts in test_cuts.items():
-            results, stats = decode_dataset(
-                model,
-                dm.eval_dataloader(cuts),
-                tokenizer,
-                args.decoding_method,
-                args.beam_size,
-                subnet=subnet,
-                desc=f"{name} {test_set}",
-                ctc_searcher=ctc_searcher,
-                blank_penalty=args.blank_penalty,
-            )
-            wers = save_results(res_dir, test_set, {key: results}, f"{name}-{suffix}")
-            row.add_test_set(test_set, wers[key], stats.decode_seconds, stats.audio_seconds)
-            logging.info(f"{name} {test_set}: WER {wers[key]:.2f}% over {len(results)} utterances")
-        rows.append(row)
-    grid = [s.name for s in subnets] if packed is not None else [s.name for s in trained]
-    write_subnet_summary(res_dir, f"{key}-{suffix}", rows, order=grid)
-    print(format_subnet_table(rows))
+    try:
+        options = DecodeOptions.from_args(parser.parse_args())
+    except ValueError as e:
+        parser.error(str(e))
+    print(format_subnet_table(decode_recipe(options)))
 
 
 if __name__ == "__main__":

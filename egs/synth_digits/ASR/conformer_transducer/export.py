@@ -18,20 +18,15 @@ decode.py --packed-model.
 import argparse
 import json
 import logging
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[4]))  # the repository root
-
-import torch  # noqa: E402
-
-from allinone.decoding.runner import load_for_decoding  # noqa: E402
-from allinone.quant.accounting import average_weight_bits  # noqa: E402
-from allinone.quant.export import export_subnet, file_vs_accounting, load_packed_model  # noqa: E402
-from allinone.quant.mixed import bit_map  # noqa: E402
-from allinone.subnet import MIXED_BITS, select_subnets  # noqa: E402
-from allinone.training.cli import str2bool  # noqa: E402
-from allinone.utils.log import setup_script_logging  # noqa: E402
+from allinone.checkpoint.weights import load_for_decoding
+from allinone.deploy.accounting import average_weight_bits
+from allinone.deploy.export import export_subnet, file_vs_accounting, round_trip_error
+from allinone.quant.mixed import bit_map
+from allinone.subnet import MIXED_BITS, select_subnets
+from allinone.training.cli import str2bool
+from allinone.utils.log import setup_script_logging
 
 
 def main() -> None:
@@ -48,23 +43,7 @@ def main() -> None:
     (subnet,) = select_subnets([args.subnet], trained)
     out = args.out or args.exp_dir / f"{subnet.name}.aio"
     info = export_subnet(model, subnet, out)
-
-    reloaded, run, _ = load_packed_model(out)
-    torch.manual_seed(0)
-    x, lens = torch.randn(2, 300, model.config.num_features), torch.tensor([300, 217])
-    with torch.no_grad():
-        ref, _ = model.encoder(x, lens, subnet)
-        got, _ = reloaded.encoder(x, lens, run)
-        diffs = [(ref - got).abs().max()]
-        # the heads as a deployed system runs them (quantized, with quantize_heads)
-        bits = model.head_bits(subnet)
-        if model.ctc_output is not None:
-            diffs.append((model.ctc_log_probs(ref, bits) - reloaded.ctc_log_probs(got)).abs().max())
-        if model.config.use_transducer:
-            y = torch.tensor([[model.config.blank_id, 1], [2, 3]])
-            want = model.joiner(ref[:, :, None], model.decoder(y, bits=bits)[:, None], bits=bits)
-            diffs.append((want - reloaded.joiner(got[:, :, None], reloaded.decoder(y)[:, None])).abs().max())
-    info["max_abs_diff"] = float(max(diffs))
+    info["max_abs_diff"] = round_trip_error(model, subnet, out)
     info["file_vs_accounting"] = file_vs_accounting(info)
     info["average_bits"] = average_weight_bits(model, subnet)
     if subnet.bits_for("ffn") == MIXED_BITS:

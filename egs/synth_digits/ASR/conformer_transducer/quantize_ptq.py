@@ -11,12 +11,9 @@ Writes <exp-dir>/epoch-1.pt holding subnet d<L>-w1.0-b8 (decode.py --epoch 1, ex
 """
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[4]))  # the repository root
-
-from allinone.quant.ptq import quantize_checkpoint_int8  # noqa: E402
+from allinone.deploy.ptq import quantize_checkpoint_int8
 
 
 def main() -> None:

@@ -22,13 +22,10 @@ tensorboard/.
 """
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[4]))  # the repository root
-
-from allinone.training.cli import add_train_arguments, config_from_args  # noqa: E402
-from allinone.training.trainer import train  # noqa: E402
+from allinone.training.cli import add_train_arguments, config_from_args
+from allinone.training.launch import train
 
 RECIPE_DEFAULTS = {
     "exp_dir": Path("conformer_transducer/exp"),

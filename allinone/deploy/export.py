@@ -23,44 +23,25 @@ from typing import Dict, Tuple
 import torch
 import torch.nn as nn
 
+from allinone.deploy.accounting import TRAINING_ONLY, float_model_bytes, subnet_footprint
+from allinone.deploy.naming import weight_class
+from allinone.nn.build import build_model, grid_state
 from allinone.nn.model import ModelConfig, Transducer
-from allinone.quant.accounting import TRAINING_ONLY, float_model_bytes, subnet_footprint
-from allinone.quant.gq import gq_codes, sorted_centroids
 from allinone.quant.layers import QUANT_LAYERS
-from allinone.quant.lsq import lsq_codes
 from allinone.quant.pack import (
     PackedFileError,
     TensorRecord,
-    offset_codes,
     payload_bytes,
     read_packed_file,
-    unoffset_codes,
     write_packed_file,
 )
-from allinone.quant.quantizer import QuantConfig, broadcast_step, grouped, slice_steps, ungrouped
+from allinone.quant.quantizer import QuantConfig, quantizer_for_side
 from allinone.subnet import FLOAT_BITS, HEAD_CLASS, MIXED_BITS, SubnetConfig, SubnetError
-from allinone.unfold import max_occurrences, occurrences, statistics_keys
+from allinone.unfold import occurrences
 
 FORMAT = "allinone-packed-subnet"
 # State of the training objective or of the quantizers: never part of a deployed model.
 SKIPPED = TRAINING_ONLY + ("steps.", "centroids.", "mp_logits", "mp_bits")
-
-
-def weight_class(name: str) -> str:
-    """Bit-width class (``allinone.subnet.QUANT_CLASSES``) of a quantized weight's name."""
-    if name.startswith(("decoder.conv.", "joiner.", "ctc_output.")):
-        return HEAD_CLASS
-    if name.startswith("encoder.embed."):
-        return "subsampling"
-    for marker, cls in (
-        (".ff_macaron.", "ffn"),
-        (".ff.", "ffn"),
-        (".self_attn.", "attn"),
-        (".conv.", "conv"),
-    ):
-        if marker in name:
-            return cls
-    raise ValueError(f"{name} is not a quantized weight")
 
 
 def _standalone(model: Transducer, subnet: SubnetConfig) -> Tuple[ModelConfig, SubnetConfig, Tuple[int, ...]]:
@@ -73,15 +54,14 @@ def _standalone(model: Transducer, subnet: SubnetConfig) -> Tuple[ModelConfig, S
     local = tuple(used.index(b) for b in schedule)
     unfold = None if local == tuple(range(len(local))) else local
     run = SubnetConfig(depth=len(local), unfold=unfold)
-    relax = max_occurrences(local) - 1 if cfg.unfold_relax else 0
     small = replace(
         cfg,
         num_layers=len(used),
         ffn_dim=model.encoder.layers[0].ff.hidden_units(subnet.ffn_ratio),
-        norm_subnets=tuple(statistics_keys([run], len(used))),
-        unfold_relax=relax,
-        quantizer="lsq",
-        quant_granularity="tensor",
+        **grid_state(len(used), [run], unfold_relax=bool(cfg.unfold_relax)),
+        # The stored weights load dequantized into float layers: default (unused) quantizers.
+        quantizer=QuantConfig().method,
+        quant_granularity=QuantConfig().granularity,
         mp_candidates="",
         quantize_heads=False,  # the file's quantized heads load as float (dequantized) weights
     )
@@ -99,16 +79,8 @@ def _source_name(name: str, used: Tuple[int, ...]) -> str:
 
 def _quantized_record(layer: nn.Module, w: torch.Tensor, bits: int, out_units, in_units) -> TensorRecord:
     """Codes of the sliced weight ``w`` of ``layer`` at ``bits`` with its steps or codebook."""
-    cfg: QuantConfig = layer.quant_cfg
-    if cfg.method == "gq":
-        idx, codebook = gq_codes(w, sorted_centroids(layer.centroids[f"b{bits}"]), cfg.mu)
-        return TensorRecord.from_codes(idx, bits, side={"codebook": codebook})
-    step = slice_steps(layer.steps[f"b{bits}"], cfg, out_units, in_units).abs().clamp(min=1e-8)
-    if cfg.granularity == "group":
-        codes = ungrouped(lsq_codes(grouped(w, cfg.group_size), broadcast_step(step, w, cfg), bits), w.shape)
-    else:
-        codes = lsq_codes(w, broadcast_step(step, w, cfg), bits)
-    return TensorRecord.from_codes(offset_codes(codes, bits), bits, side={"scale": step.float()})
+    codes, side = layer.quantizer.codes(w, bits, out_units, in_units)
+    return TensorRecord.from_codes(codes, bits, side=side)
 
 
 @torch.no_grad()
@@ -121,7 +93,7 @@ def export_subnet(model: Transducer, subnet: SubnetConfig, path) -> Dict:
     model = model.eval()
     subnet = subnet.resolved(model.config.num_layers)
     small_cfg, run, used = _standalone(model, subnet)
-    small = Transducer(small_cfg)
+    small = build_model(small_cfg)
     big = dict(model.named_parameters())
     big.update(dict(model.named_buffers()))
     big_modules = dict(model.named_modules())
@@ -186,16 +158,9 @@ def _occurrence(key: str) -> int:
 
 
 def _dequantize(rec: TensorRecord, granularity: str, group_size: int) -> torch.Tensor:
-    """Float weight of a packed record (codes times steps, or codebook lookup)."""
-    codes = rec.unpacked_codes()
-    if "codebook" in rec.side:
-        return rec.side["codebook"][codes.long()]
-    values = unoffset_codes(codes, rec.bits).float()
-    step = rec.side["scale"]
+    """Float weight of a packed record; the side arrays stored tell which quantizer wrote it."""
     cfg = QuantConfig(granularity=granularity, group_size=group_size)
-    if granularity == "group":
-        return ungrouped(grouped(values, group_size) * broadcast_step(step, values, cfg), values.shape)
-    return values * broadcast_step(step, values, cfg)
+    return quantizer_for_side(rec.side).decode(rec.unpacked_codes(), rec.bits, rec.side, cfg)
 
 
 def load_packed_model(path) -> Tuple[Transducer, SubnetConfig, Dict]:
@@ -212,7 +177,7 @@ def load_packed_model(path) -> Tuple[Transducer, SubnetConfig, Dict]:
         raise PackedFileError(f"{path}: not a packed subnet file (format {meta.get('format')!r})")
     try:
         cfg = ModelConfig.from_dict(meta["config"])
-        model = Transducer(cfg)
+        model = build_model(cfg)
         state = model.state_dict()
         for name, rec in records.items():
             if name not in state:
@@ -228,6 +193,35 @@ def load_packed_model(path) -> Tuple[Transducer, SubnetConfig, Dict]:
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise PackedFileError(f"{path}: tensors do not match the model in its header ({e})") from None
     return model.eval(), SubnetConfig.from_name(meta["run_subnet"]), meta
+
+
+@torch.no_grad()
+def round_trip_error(model: Transducer, subnet: SubnetConfig, path) -> float:
+    """How far the model in packed file ``path`` is from ``subnet`` of ``model``.
+
+    Both run a fixed random batch (features (2, 300, num_features), lengths 300 and 217;
+    seed 0): the encoders, and the heads as a deployed system runs them (quantized, with
+    ``quantize_heads``): CTC log-probabilities and joiner logits on two token contexts.
+
+    Returns:
+        the largest absolute difference of any output (0 up to float rounding when the
+        export is exact).
+    """
+    model = model.eval()
+    reloaded, run, _ = load_packed_model(path)
+    torch.manual_seed(0)
+    x, lens = torch.randn(2, 300, model.config.num_features), torch.tensor([300, 217])
+    ref, _ = model.encoder(x, lens, subnet)
+    got, _ = reloaded.encoder(x, lens, run)
+    diffs = [(ref - got).abs().max()]
+    bits = model.head_bits(subnet)
+    if model.ctc_output is not None:
+        diffs.append((model.ctc_log_probs(ref, bits) - reloaded.ctc_log_probs(got)).abs().max())
+    if model.config.use_transducer:
+        y = torch.tensor([[model.config.blank_id, 1], [2, 3]])
+        want = model.joiner(ref[:, :, None], model.decoder(y, bits=bits)[:, None], bits=bits)
+        diffs.append((want - reloaded.joiner(got[:, :, None], reloaded.decoder(y)[:, None])).abs().max())
+    return float(max(diffs))
 
 
 def file_vs_accounting(info: Dict) -> float:

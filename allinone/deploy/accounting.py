@@ -20,8 +20,10 @@ from dataclasses import dataclass
 
 import torch.nn as nn
 
+from allinone.deploy.naming import weight_class
 from allinone.nn.conformer import ConformerEncoder, FeedForward, SubnetBatchNorm
 from allinone.quant.layers import QUANT_LAYERS
+from allinone.quant.quantizer import Quantizer
 from allinone.subnet import FLOAT_BITS, MIXED_BITS, SubnetConfig, full_subnet
 from allinone.unfold import occurrences
 
@@ -60,8 +62,8 @@ def dense_footprint(module: nn.Module, bits: int = FLOAT_BITS) -> Footprint:
     """Every parameter of ``module``; weights of quantizable layers at ``bits``."""
     fp = Footprint()
     for m in module.modules():
-        if isinstance(m, nn.ParameterDict):
-            continue  # quantizer steps: counted with their weight
+        if isinstance(m, Quantizer):
+            continue  # steps or centroids: counted with their weight
         for name, p in m.named_parameters(recurse=False):
             if isinstance(m, QUANT_LAYERS) and name == "mp_logits":
                 continue  # the bit-width search state; a finalised layer stores its bits only
@@ -147,8 +149,6 @@ def average_weight_bits(model: nn.Module, subnet: SubnetConfig) -> float:
     (``ModelConfig.quantize_heads``) those of the decoder, joiner and CTC head;
     mixed-precision layers count at their finalised (or most likely) bit-width.
     """
-    from allinone.quant.export import weight_class  # the export module imports this one
-
     subnet = subnet.resolved(model.encoder.num_layers)
     schedule = subnet.schedule(model.encoder.num_layers)
     blocks = {f"encoder.layers.{b}." for b in schedule}

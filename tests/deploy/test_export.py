@@ -3,12 +3,12 @@
 import pytest
 import torch
 
+from allinone.deploy.export import export_subnet, file_vs_accounting, load_packed_model, round_trip_error
+from allinone.nn.build import init_from_float
 from allinone.nn.model import ModelConfig, Transducer
-from allinone.quant.export import export_subnet, file_vs_accounting, load_packed_model
 from allinone.quant.mixed import finalise
 from allinone.quant.pack import PackedFileError, TensorRecord, write_packed_file
 from allinone.subnet import SubnetConfig
-from allinone.training.compression import init_from_float
 from allinone.unfold import statistics_keys
 
 GRID = ["d4-w1.0-b4", "d3-w0.5-b2_ffn1", "d8-w0.5-b3-urep", "d6-w1.0-b4-urep", "d4-w1.0-b32", "d2-w1.0-b1"]
@@ -121,3 +121,11 @@ def test_init_from_float_copies_weights_and_reinitialises_quantizers():
     with pytest.raises(ValueError, match="float.pt: encoder.embed.out.weight has shape"):
         other = Transducer(ModelConfig(vocab_size=30, num_layers=2, d_model=48, num_heads=2, ffn_dim=64))
         init_from_float(target, other.state_dict(), "float.pt")
+
+
+@pytest.mark.parametrize("quant", [{}, {"quantizer": "gq"}], ids=["lsq", "gq"])
+def test_round_trip_error_of_an_exported_subnet_is_float_rounding(quant, tmp_path):
+    model = _model(**quant)
+    subnet = SubnetConfig.from_name("d4-w1.0-b4")
+    export_subnet(model, subnet, tmp_path / "s.aio")
+    assert round_trip_error(model, subnet, tmp_path / "s.aio") < 1e-4

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
+from allinone.deploy.accounting import compression_ratio, float_model_bytes, subnet_footprint
 from allinone.nn.model import ModelConfig, Transducer
-from allinone.quant.accounting import compression_ratio, float_model_bytes, subnet_footprint
 from allinone.subnet import SubnetConfig
 
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from allinone.utils import checkpoint as ck
+from allinone.checkpoint import io as ck
 
 
 def test_round_trip(tmp_path):
@@ -47,16 +47,3 @@ def test_rng_state_round_trip():
     ck.set_rng_state(state)
     b = (torch.rand(3), np.random.rand(), random.random())
     assert torch.equal(a[0], b[0]) and a[1:] == b[1:]
-
-
-def test_average_state_dicts(tmp_path):
-    paths = []
-    for i in range(3):
-        paths.append(
-            ck.save_checkpoint_atomic(
-                {"model": {"w": torch.full((2,), float(i)), "n": torch.tensor(i)}}, tmp_path / f"e{i}.pt"
-            )
-        )
-    avg = ck.average_state_dicts(paths)
-    torch.testing.assert_close(avg["w"], torch.full((2,), 1.0))
-    assert int(avg["n"]) == 2

@@ -1,0 +1,278 @@
+"""What ``decode.py`` does: decode test sets with every chosen subnet and write the results.
+
+:func:`decode_recipe` loads a checkpoint (averaged, as ``--epoch --avg --use-averaged-model``
+say) or a packed model file, optionally recomputes each subnet's BatchNorm statistics,
+decodes each test set with each subnet, and writes the icefall-style result files
+(:mod:`allinone.decoding.result_files`) and the per-subnet summary
+(:mod:`allinone.decoding.subnet_report`).
+"""
+
+import argparse
+import dataclasses
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Tuple
+
+import torch
+
+from allinone.checkpoint.weights import load_for_decoding
+from allinone.data.datamodule import AsrDataModule, load_split, shuffled_batches
+from allinone.data.tokenizer import BpeTokenizer
+from allinone.decoding.ctc_search import CTC_METHODS, CtcSearcher
+from allinone.decoding.result_files import (
+    decoding_key,
+    result_dir,
+    result_suffix,
+    subnet_suffix,
+    summary_tag,
+)
+from allinone.decoding.runner import decode_dataset
+from allinone.decoding.subnet_report import SubnetRow, subnet_row, write_subnet_summary
+from allinone.deploy.export import load_packed_model
+from allinone.nn.bn_calibration import calibrate_batchnorm
+from allinone.nn.model import Transducer
+from allinone.subnet import SubnetConfig, select_subnets
+from allinone.utils.log import setup_logger
+from allinone.utils.scoring import save_results
+
+TEST_SETS = ("test-seen", "test-unseen")
+
+CalibrationBatches = List[Tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass
+class DecodeOptions:
+    """The settings of one decoding run; the fields are ``decode.py``'s flags (see its ``--help``).
+
+    ``test_sets`` and ``subnets`` are sequences here (comma-separated on the command line);
+    ``subnets=("all",)`` is every subnet the checkpoint was trained with.
+    """
+
+    exp_dir: Path = Path("conformer_transducer/exp")
+    epoch: Optional[int] = None
+    avg: int = 1
+    use_averaged_model: bool = True
+    bpe_model: Path = Path("data/lang_bpe_64/bpe.model")
+    manifest_dir: Path = Path("data/fbank")
+    cuts_prefix: str = "synth_digits_cuts"
+    test_sets: Tuple[str, ...] = TEST_SETS
+    decoding_method: str = "modified_beam_search"
+    beam_size: int = 4
+    blank_penalty: float = 0.0
+    lang_dir: Path = Path("data/lang_bpe_64")
+    search_beam: float = 20.0
+    max_active: int = 7000
+    ngram_lm_scale: float = 1.0
+    ctc_backend: str = "auto"
+    max_duration: float = 300.0
+    subnets: Tuple[str, ...] = ("all",)
+    packed_model: Optional[Path] = None
+    bn_calibration_batches: int = 0
+    bn_calibration_max_duration: float = 60.0
+    bn_calibration_seed: int = 0
+    num_threads: int = 1
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "DecodeOptions":
+        """The options of parsed ``decode.py`` flags, checked (:meth:`check`)."""
+        values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)}
+        values["test_sets"] = tuple(args.test_sets.split(","))
+        values["subnets"] = tuple(args.subnets.split(","))
+        options = cls(**values)
+        options.check()
+        return options
+
+    def check(self) -> None:
+        """Raise ValueError, in terms of the flags, for settings that do not go together."""
+        if self.epoch is None and self.packed_model is None:
+            raise ValueError("--epoch is required (or give --packed-model)")
+        if self.blank_penalty and self.decoding_method in CTC_METHODS:
+            raise ValueError(f"--blank-penalty applies to transducer search, not to {self.decoding_method}")
+        if self.bn_calibration_batches < 0:
+            raise ValueError("--bn-calibration-batches must be >= 0")
+        if self.bn_calibration_batches and self.packed_model:
+            raise ValueError(
+                "--bn-calibration-batches recomputes a checkpoint's statistics, not a packed file's"
+            )
+
+    @property
+    def key(self) -> str:
+        """The decoding setting in the result file names (:func:`decoding_key`)."""
+        return decoding_key(self.decoding_method, self.beam_size, self.search_beam, self.ngram_lm_scale)
+
+    @property
+    def suffix(self) -> str:
+        """Which weights were decoded, in the result file names (:func:`result_suffix`)."""
+        epoch = None if self.packed_model else self.epoch
+        return result_suffix(epoch, self.avg, self.use_averaged_model, self.blank_penalty)
+
+    @property
+    def res_dir(self) -> Path:
+        return result_dir(self.exp_dir, self.decoding_method, self.bn_calibration_batches > 0)
+
+
+@dataclass
+class LoadedModel:
+    """The model to decode and what the summary says of it.
+
+    Args:
+        model: in eval mode.
+        subnets: the subnets to decode.
+        grid: subnet names in summary order (the checkpoint's training grid).
+        packed: a packed file's meta (``load_packed_model``); None for a checkpoint.
+    """
+
+    model: Transducer
+    subnets: List[SubnetConfig]
+    grid: List[str]
+    packed: Optional[Dict] = None
+
+
+def decode_recipe(options: DecodeOptions) -> List[SubnetRow]:
+    """Decode ``options.test_sets`` with each chosen subnet and write the result files.
+
+    Writes ``recogs-*``, ``errs-*``, ``wer-summary-*`` per test set and subnet and the
+    ``subnet-summary-*.md/.json`` of the run to ``options.res_dir``.
+
+    Returns:
+        one summary row per subnet decoded.
+    """
+    options.check()
+    res_dir = options.res_dir
+    setup_logger(res_dir / "log-decode")
+    torch.set_num_threads(options.num_threads)
+    tokenizer = BpeTokenizer(options.bpe_model)
+    loaded = load_model(options)
+    check_vocabulary(loaded.model, tokenizer, options.bpe_model)
+    ctc_searcher = build_ctc_searcher(options, loaded.model, tokenizer)
+    dm = AsrDataModule(max_duration=options.max_duration, num_workers=0)
+    test_cuts = {
+        name: load_split(options.manifest_dir, options.cuts_prefix, name) for name in options.test_sets
+    }
+    calibration = calibration_batches(options)
+    rows = []
+    for subnet in loaded.subnets:
+        if calibration:
+            info = calibrate_batchnorm(loaded.model, subnet, calibration)
+            logging.info(f"{subnet.name}: BatchNorm statistics recomputed on {info['batches']} batches")
+        row = size_row(loaded, subnet, options)
+        for test_set, cuts in test_cuts.items():
+            loader = dm.eval_dataloader(cuts)
+            decode_test_set(loaded.model, subnet, row, test_set, loader, tokenizer, ctc_searcher, options)
+        rows.append(row)
+    write_subnet_summary(res_dir, summary_tag(options.key, options.suffix), rows, order=loaded.grid)
+    return rows
+
+
+def load_model(options: DecodeOptions) -> LoadedModel:
+    """The packed file ``options.packed_model`` or the averaged checkpoint weights."""
+    if options.packed_model:
+        model, run, packed = load_packed_model(options.packed_model)
+        return LoadedModel(model, [run], [run.name], packed)
+    model, trained = load_for_decoding(
+        options.exp_dir, options.epoch, options.avg, options.use_averaged_model
+    )
+    return LoadedModel(model, select_subnets(options.subnets, trained), [s.name for s in trained])
+
+
+def check_vocabulary(model: Transducer, tokenizer: BpeTokenizer, bpe_model: Path) -> None:
+    """Raise ValueError unless the BPE model has the model's vocabulary size."""
+    if model.config.vocab_size != tokenizer.vocab_size:
+        raise ValueError(
+            f"{bpe_model} has {tokenizer.vocab_size} tokens but the model was trained "
+            f"with {model.config.vocab_size}"
+        )
+
+
+def build_ctc_searcher(
+    options: DecodeOptions, model: Transducer, tokenizer: BpeTokenizer
+) -> Optional[CtcSearcher]:
+    """The searcher of a CTC decoding method (None for transducer methods).
+
+    Built before any decoding, so that a missing or mismatched lang dir fails at once.
+    """
+    if options.decoding_method not in CTC_METHODS:
+        return None
+    if not model.config.use_ctc:
+        raise ValueError(f"{options.exp_dir}: the model has no CTC head (trained without --use-ctc true)")
+    return CtcSearcher(
+        options.decoding_method,
+        tokenizer,
+        model.config.vocab_size,
+        options.lang_dir,
+        options.search_beam,
+        options.max_active,
+        options.ngram_lm_scale,
+        model.config.blank_id,
+        options.ctc_backend,
+    )
+
+
+def calibration_batches(options: DecodeOptions) -> CalibrationBatches:
+    """The clean training batches to recompute BatchNorm statistics on (empty when not asked).
+
+    Read once, the same for every subnet and model, so calibrated systems stay comparable.
+    """
+    if not options.bn_calibration_batches:
+        return []
+    train_cuts = load_split(options.manifest_dir, options.cuts_prefix, "train")
+    batches = list(
+        shuffled_batches(
+            train_cuts,
+            options.bn_calibration_max_duration,
+            options.bn_calibration_batches,
+            options.bn_calibration_seed,
+        )
+    )
+    if not batches:
+        raise ValueError(
+            f"the {options.cuts_prefix}_train cuts in {options.manifest_dir} give no training batch of "
+            f"{options.bn_calibration_max_duration:g} s to recompute BatchNorm statistics on: lower "
+            "--bn-calibration-max-duration"
+        )
+    return batches
+
+
+def size_row(loaded: LoadedModel, subnet: SubnetConfig, options: DecodeOptions) -> SubnetRow:
+    """The summary row of ``subnet`` with its size columns; WER and RTF are added per test set.
+
+    A packed file's row is what the file holds: its own size, named after the subnet it
+    came from.
+    """
+    if loaded.packed is None:
+        row = subnet_row(loaded.model, subnet)
+    else:
+        size = options.packed_model.stat().st_size
+        ratio = loaded.packed["float_model_bytes"] / size
+        row = SubnetRow(loaded.packed["source_subnet"], loaded.packed["params"], size, ratio)
+    row.threads = options.num_threads
+    return row
+
+
+def decode_test_set(
+    model: Transducer,
+    subnet: SubnetConfig,
+    row: SubnetRow,
+    test_set: str,
+    loader: Iterable,
+    tokenizer: BpeTokenizer,
+    ctc_searcher: Optional[CtcSearcher],
+    options: DecodeOptions,
+) -> None:
+    """Decode one test set with ``subnet``, write its result files and add it to ``row``."""
+    results, stats = decode_dataset(
+        model,
+        loader,
+        tokenizer,
+        options.decoding_method,
+        options.beam_size,
+        subnet=subnet,
+        desc=f"{row.subnet} {test_set}",
+        ctc_searcher=ctc_searcher,
+        blank_penalty=options.blank_penalty,
+    )
+    key = options.key
+    wers = save_results(options.res_dir, test_set, {key: results}, subnet_suffix(row.subnet, options.suffix))
+    row.add_test_set(test_set, wers[key], stats.decode_seconds, stats.audio_seconds)
+    logging.info(f"{row.subnet} {test_set}: WER {wers[key]:.2f}% over {len(results)} utterances")

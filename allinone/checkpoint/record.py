@@ -64,7 +64,9 @@ class CheckpointRecord:
             not recorded by the code that wrote it).
         nested_plan: signature of the nested training objective (a resume must not change it).
         train_config: the flat training flags (``TrainConfig.to_flat_dict``).
-        annealing: the quantizer annealing value of the last step (``Annealing.to_dict``).
+        annealing: the quantizer annealing value of the last step (``Annealing.to_dict``), for
+            whoever inspects the file; a resume recomputes it from ``batch_idx_train`` and the
+            run's schedule, which gives the same value.
         source: the checkpoint a post-training record was made from.
         format_version: ``FORMAT_VERSION`` of the code that wrote it.
         path: the file it was read from (not saved).

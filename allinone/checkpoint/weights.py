@@ -40,7 +40,8 @@ def epoch_mean(record: CheckpointRecord, exp_dir: Path, epochs: int = 1) -> Stat
     if end is None:
         raise CheckpointError(
             f"{record.path}: written mid-epoch (batch {record.batch_idx_train}); the epoch mean needs "
-            "an end-of-epoch checkpoint (use the final weights instead)"
+            "an end-of-epoch checkpoint (epoch-N.pt, best-valid-loss.pt); read its last weights "
+            "with --float-weights final"
         )
     if not 1 <= epochs <= end:
         raise ValueError(f"--avg must be in 1..{end}, got {epochs}")

@@ -8,7 +8,6 @@ decodes each test set with each subnet, and writes the icefall-style result file
 """
 
 import argparse
-import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,22 +18,23 @@ import torch
 from allinone.checkpoint.weights import load_for_decoding
 from allinone.data.datamodule import AsrDataModule, load_split, shuffled_batches
 from allinone.data.tokenizer import BpeTokenizer
-from allinone.decoding.ctc_search import CTC_METHODS, CtcSearcher
+from allinone.decoding.ctc_search import CTC_BACKENDS, CTC_METHODS, CtcSearcher
 from allinone.decoding.result_files import (
     decoding_key,
     result_dir,
     result_suffix,
+    save_results,
     subnet_suffix,
     summary_tag,
 )
-from allinone.decoding.runner import decode_dataset
+from allinone.decoding.runner import DECODING_METHODS, decode_dataset
 from allinone.decoding.subnet_report import SubnetRow, subnet_row, write_subnet_summary
 from allinone.deploy.export import load_packed_model
 from allinone.nn.bn_calibration import calibrate_batchnorm
 from allinone.nn.model import Transducer
 from allinone.subnet import SubnetConfig, select_subnets
 from allinone.utils.log import setup_logger
-from allinone.utils.scoring import save_results
+from allinone.utils.options import dataclass_from_args, option
 
 TEST_SETS = ("test-seen", "test-unseen")
 
@@ -43,43 +43,59 @@ CalibrationBatches = List[Tuple[torch.Tensor, torch.Tensor]]
 
 @dataclass
 class DecodeOptions:
-    """The settings of one decoding run; the fields are ``decode.py``'s flags (see its ``--help``).
+    """The settings of one decoding run; each field is a ``decode.py`` flag with its help.
 
-    ``test_sets`` and ``subnets`` are sequences here (comma-separated on the command line);
+    ``test_sets`` and ``subnets`` are comma-separated on the command line;
     ``subnets=("all",)`` is every subnet the checkpoint was trained with.
     """
 
-    exp_dir: Path = Path("conformer_transducer/exp")
-    epoch: Optional[int] = None
-    avg: int = 1
-    use_averaged_model: bool = True
-    bpe_model: Path = Path("data/lang_bpe_64/bpe.model")
-    manifest_dir: Path = Path("data/fbank")
-    cuts_prefix: str = "synth_digits_cuts"
-    test_sets: Tuple[str, ...] = TEST_SETS
-    decoding_method: str = "modified_beam_search"
-    beam_size: int = 4
-    blank_penalty: float = 0.0
-    lang_dir: Path = Path("data/lang_bpe_64")
-    search_beam: float = 20.0
-    max_active: int = 7000
-    ngram_lm_scale: float = 1.0
-    ctc_backend: str = "auto"
-    max_duration: float = 300.0
-    subnets: Tuple[str, ...] = ("all",)
-    packed_model: Optional[Path] = None
-    bn_calibration_batches: int = 0
-    bn_calibration_max_duration: float = 60.0
-    bn_calibration_seed: int = 0
-    num_threads: int = 1
+    epoch: Optional[int] = option(None, "decode epoch-<epoch>.pt (required without --packed-model)")
+    avg: int = option(1, "number of epochs to average, ending at --epoch")
+    use_averaged_model: bool = option(
+        True, "average the running-average weights over the steps of those epochs"
+    )
+    exp_dir: Path = option(Path("conformer_transducer/exp"), "experiment directory; results go below it")
+    bpe_model: Path = option(Path("data/lang_bpe_64/bpe.model"), "sentencepiece model of the lang dir")
+    manifest_dir: Path = option(Path("data/fbank"), "directory of the cut manifests with features")
+    cuts_prefix: str = option("synth_digits_cuts", "manifests are <cuts-prefix>_<split>.jsonl.gz")
+    test_sets: Tuple[str, ...] = option(TEST_SETS, "comma-separated split names")
+    decoding_method: str = option("modified_beam_search", "search method", choices=DECODING_METHODS)
+    beam_size: int = option(4, "modified_beam_search: hypotheses kept")
+    blank_penalty: float = option(
+        0.0,
+        "transducer methods: subtracted from the blank logit (> 0 trades deletions for insertions); "
+        "a non-zero value ends the result files' suffix (-blank-penalty-P)",
+    )
+    lang_dir: Path = option(Path("data/lang_bpe_64"), "graphs for CTC methods")
+    search_beam: float = option(20.0, "graph search beam (CTC methods)")
+    max_active: int = option(7000, "graph search: most active states per frame")
+    ngram_lm_scale: float = option(1.0, "1best: weight of the n-gram LM")
+    ctc_backend: str = option(
+        "auto",
+        "graph search: kaldi (kaldifst + kaldi-decoder), k2, or auto (k2 when it imports)",
+        choices=CTC_BACKENDS,
+    )
+    max_duration: float = option(300.0, "seconds of audio per decoding batch")
+    subnets: Tuple[str, ...] = option(
+        ("all",), "'all' (every subnet the checkpoint was trained with) or comma-separated names"
+    )
+    packed_model: Optional[Path] = option(
+        None, "decode this export.py file instead of a checkpoint (--epoch/--avg/--subnets unused)"
+    )
+    bn_calibration_batches: int = option(
+        0,
+        "recompute each subnet's BatchNorm statistics on this many clean training batches before "
+        "decoding it (allinone.nn.bn_calibration; 0 = keep the checkpoint's); results go to "
+        "<exp-dir>/<decoding-method>-bn-calibrated/",
+    )
+    bn_calibration_max_duration: float = option(60.0, "seconds per calibration batch")
+    bn_calibration_seed: int = option(0, "shuffle of the calibration batches")
+    num_threads: int = option(1, "torch threads; 1 makes the reported real-time factor a one-core figure")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "DecodeOptions":
         """The options of parsed ``decode.py`` flags, checked (:meth:`check`)."""
-        values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)}
-        values["test_sets"] = tuple(args.test_sets.split(","))
-        values["subnets"] = tuple(args.subnets.split(","))
-        options = cls(**values)
+        options = dataclass_from_args(cls, args)
         options.check()
         return options
 

@@ -2,19 +2,22 @@
 
 A run of ``decode.py`` writes, under :func:`result_dir`,
 
-- ``recogs-<test_set>-<key>-<subnet>-<suffix>.txt`` (and ``errs-*``, ``wer-summary-*``, see
-  :func:`allinone.utils.scoring.save_results`, called with ``subnet_suffix(subnet, suffix)``),
-- ``subnet-summary-<key>-<suffix>.md`` / ``.json`` (``summary_tag(key, suffix)``),
+- ``recogs-<test_set>-<key>-<subnet>-<suffix>.txt``, ``errs-*`` and ``wer-summary-*``
+  (:func:`result_file`, written by :func:`save_results` with ``subnet_suffix(subnet, suffix)``),
+- ``subnet-summary-<key>-<suffix>.md`` / ``.json`` (:func:`summary_file` of ``summary_tag(key, suffix)``),
 
 where ``key`` is :func:`decoding_key` (the method and its search settings, icefall-style) and
 ``suffix`` is :func:`result_suffix` (which weights were decoded).
 """
 
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import List, Optional, Sequence, Union
+
+from allinone.utils.scoring import Result, write_error_stats, write_recogs
 
 PathLike = Union[str, Path]
 
+RESULT_KINDS = ("recogs", "errs", "wer-summary")
 PACKED_SUFFIX = "packed"
 BN_CALIBRATED = "-bn-calibrated"
 
@@ -71,6 +74,23 @@ def result_dir(exp_dir: PathLike, method: str, bn_calibrated: bool = False) -> P
     return Path(exp_dir) / f"{method}{BN_CALIBRATED if bn_calibrated else ''}"
 
 
+def result_file(res_dir: PathLike, kind: str, test_set: str, suffix: str, key: Optional[str] = None) -> Path:
+    """icefall's result file names: ``recogs-<test_set>-<key>-<suffix>.txt``, the same for
+    ``errs``, and ``wer-summary-<test_set>-<suffix>.txt`` (no key). Glob wildcards are
+    allowed in any part, so the reports find files by the same rule that named them."""
+    if kind not in RESULT_KINDS:
+        raise ValueError(f"unknown result file kind {kind!r}; valid: {RESULT_KINDS}")
+    if (key is None) != (kind == "wer-summary"):
+        raise ValueError(f"{kind} files {'take no' if key else 'need a'} decoding key")
+    middle = f"{test_set}-{key}" if key is not None else test_set
+    return Path(res_dir) / f"{kind}-{middle}-{suffix}.txt"
+
+
+def summary_file(res_dir: PathLike, tag: str, ext: str = "json") -> Path:
+    """The per-subnet summary of a run, ``subnet-summary-<tag>.<ext>`` (ext ``md`` or ``json``)."""
+    return Path(res_dir) / f"subnet-summary-{tag}.{ext}"
+
+
 def subnet_suffix(subnet: str, suffix: str) -> str:
     """The suffix of one subnet's recogs/errs/wer-summary files: the subnet name leads."""
     return f"{subnet}-{suffix}"
@@ -94,16 +114,51 @@ def _plain(paths) -> List[Path]:
 
 def summary_files(res_dir: PathLike, epoch: Optional[int]) -> List[Path]:
     """The ``subnet-summary-*.json`` files in ``res_dir`` of plain runs of ``epoch`` (sorted)."""
-    return _plain(Path(res_dir).glob(f"subnet-summary-*-{epoch_pattern(epoch)}.json"))
+    return _plain(Path(res_dir).glob(summary_file(".", f"*-{epoch_pattern(epoch)}").name))
 
 
 def recogs_files(res_dir: PathLike, test_set: str, subnet: str, epoch: Optional[int]) -> List[Path]:
-    """The recogs files in ``res_dir`` of ``subnet`` on ``test_set`` from plain runs of ``epoch``:
-    ``.txt`` ones first (sorted), then gzip-compressed ``.txt.gz`` ones."""
-    pattern = recogs_pattern(test_set, subnet, epoch)
-    return _plain(Path(res_dir).glob(pattern)) + _plain(Path(res_dir).glob(pattern + ".gz"))
+    """The recogs files in ``res_dir`` of ``subnet`` on ``test_set`` from plain runs of ``epoch`` (sorted)."""
+    return _plain(Path(res_dir).glob(recogs_pattern(test_set, subnet, epoch)))
 
 
 def recogs_pattern(test_set: str, subnet: str, epoch: Optional[int]) -> str:
     """Glob (relative to a result dir) of :func:`recogs_files`'s ``.txt`` files."""
-    return f"recogs-{test_set}-*-{subnet_suffix(subnet, epoch_pattern(epoch))}.txt"
+    return result_file(".", "recogs", test_set, subnet_suffix(subnet, epoch_pattern(epoch)), key="*").name
+
+
+def save_results(
+    res_dir: PathLike,
+    test_set_name: str,
+    results_dict: dict[str, Sequence[Result]],
+    suffix: str,
+) -> dict[str, float]:
+    """Write recogs/errs files for each decoding setting plus a WER summary.
+
+    Files (:func:`result_file`): ``recogs-{test_set}-{key}-{suffix}.txt``,
+    ``errs-{test_set}-{key}-{suffix}.txt`` per key and ``wer-summary-{test_set}-{suffix}.txt``
+    (``settings<TAB>WER``, best first).
+
+    Args:
+        res_dir: output directory (created if missing).
+        test_set_name: name of the test set, e.g. ``test-clean``.
+        results_dict: decoding setting (e.g. ``beam_size_4``) -> result triples.
+        suffix: experiment tag, e.g. ``epoch-30-avg-10``.
+    Returns:
+        setting -> WER in percent.
+    """
+    res_dir = Path(res_dir)
+    res_dir.mkdir(parents=True, exist_ok=True)
+    wers: dict[str, float] = {}
+    for key, results in results_dict.items():
+        write_recogs(result_file(res_dir, "recogs", test_set_name, suffix, key), results)
+        wers[key] = write_error_stats(
+            result_file(res_dir, "errs", test_set_name, suffix, key), test_set_name, results
+        )
+
+    summary_path = result_file(res_dir, "wer-summary", test_set_name, suffix)
+    with open(summary_path, "w", encoding="utf-8") as f:
+        f.write("settings\tWER\n")
+        for key, wer in sorted(wers.items(), key=lambda kv: kv[1]):
+            f.write(f"{key}\t{wer:.2f}\n")
+    return wers

@@ -7,6 +7,7 @@ from typing import Dict, List, Sequence
 
 import torch.nn as nn
 
+from allinone.decoding.result_files import summary_file
 from allinone.deploy.accounting import compression_ratio, subnet_footprint
 from allinone.subnet import SubnetConfig
 
@@ -107,10 +108,9 @@ def write_subnet_summary(
     the same tag (:func:`merge_subnet_rows`, rows in ``order``); returns the JSON path."""
     res_dir = Path(res_dir)
     res_dir.mkdir(parents=True, exist_ok=True)
-    existing = res_dir / f"subnet-summary-{tag}.json"
-    rows = merge_subnet_rows(read_subnet_summary(existing) if existing.is_file() else [], rows, order)
-    (res_dir / f"subnet-summary-{tag}.md").write_text(format_subnet_table(rows) + "\n")
-    path = res_dir / f"subnet-summary-{tag}.json"
+    path = summary_file(res_dir, tag, "json")
+    rows = merge_subnet_rows(read_subnet_summary(path) if path.is_file() else [], rows, order)
+    summary_file(res_dir, tag, "md").write_text(format_subnet_table(rows) + "\n")
     path.write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n")
     return path
 

@@ -248,7 +248,7 @@ class Transducer(nn.Module):
                 ranges = ranges.detach()
         if self.config.use_ctc:
             ctc_log_probs = self.ctc_log_probs(encoder_out, bits, annealing)
-            losses["ctc"] = self._ctc_loss_from_log_probs(ctc_log_probs, encoder_out_lens, labels)
+            losses["ctc"] = self.ctc_loss(ctc_log_probs, encoder_out_lens, labels)
             if teacher is not None:
                 losses["kl_ctc"] = masked_kl(teacher.ctc_log_probs, ctc_log_probs, encoder_out_lens)
         if not return_targets:
@@ -363,21 +363,9 @@ class Transducer(nn.Module):
         return run_at_bits(self.ctc_output, encoder_out, head_bits, annealing).float().log_softmax(-1)
 
     def ctc_loss(
-        self,
-        encoder_out: torch.Tensor,
-        encoder_out_lens: torch.Tensor,
-        labels: List[List[int]],
-        head_bits: int = FLOAT_BITS,
-        annealing: Optional[Annealing] = None,
-    ) -> torch.Tensor:
-        """Per-utterance CTC loss (N,) with the transducer's blank as the CTC blank."""
-        return self._ctc_loss_from_log_probs(
-            self.ctc_log_probs(encoder_out, head_bits, annealing), encoder_out_lens, labels
-        )
-
-    def _ctc_loss_from_log_probs(
         self, log_probs: torch.Tensor, encoder_out_lens: torch.Tensor, labels: List[List[int]]
     ) -> torch.Tensor:
+        """Per-utterance CTC loss (N,) of ``ctc_log_probs`` (N, T, V), the transducer's blank as CTC blank."""
         device = log_probs.device
         targets = torch.tensor([t for y in labels for t in y], dtype=torch.long, device=device)
         target_lens = torch.tensor([len(y) for y in labels], dtype=torch.long, device=device)

@@ -10,7 +10,12 @@ from typing import Any, Dict, Sequence, Tuple
 
 from allinone.checkpoint.record import read_record
 from allinone.subnet import SubnetConfig, SubnetError
-from allinone.training.recipe import QUANTIZER_ONLY_MODEL_OPTIONS, RECIPE_KEYS, config_differences
+from allinone.training.recipe import (
+    QUANTIZER_ONLY_MODEL_OPTIONS,
+    RECIPE_KEYS,
+    config_differences,
+    model_values,
+)
 from allinone.training.resume import numbered
 
 RECORD_KEYS = ("train_seconds", "train_cpu_seconds", "train_config", "model_config")
@@ -85,7 +90,7 @@ def _float_subnet_dir(d: Path) -> bool:
 
 def _only_quantizer_options_differ(models: tuple) -> bool:
     """Whether two runs' model settings differ in ``QUANTIZER_ONLY_MODEL_OPTIONS`` alone."""
-    a, b = ({**QUANTIZER_ONLY_MODEL_OPTIONS, **(m or {})} for m in models)
+    a, b = ({**QUANTIZER_ONLY_MODEL_OPTIONS, **model_values(m or {})} for m in models)
     differing = {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
     return bool(differing) and differing <= set(QUANTIZER_ONLY_MODEL_OPTIONS)
 

@@ -8,7 +8,7 @@ have seen next and ends with the same weights.
 """
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -16,7 +16,7 @@ from allinone.checkpoint.record import CheckpointRecord, write_record
 from allinone.nn.model import ModelConfig
 from allinone.training.config import CompressionOptions, TrainConfig
 from allinone.training.nested import NestedPlan
-from allinone.training.recipe import OPTIMISATION_KEYS, config_differences
+from allinone.training.recipe import LEGACY_DEFAULTS, OPTIMISATION_KEYS, config_differences
 from allinone.training.resume import continuation_flags, numbered
 
 # Nested-plan options added after some checkpoints were written, at the values those runs had.
@@ -27,7 +27,10 @@ LEGACY_PLAN = {
     "mp_lr_scale": 50.0,
     "draw_weights": [],
 }
-LEGACY_COMPRESSION = {"mp_finalise_batch": 0, "reorder_ffn_units": "none", "float_weights": "epoch-mean"}
+# Compression options added later: the same values as in the flat training config.
+LEGACY_COMPRESSION = {
+    k: v for k, v in LEGACY_DEFAULTS.items() if k in {f.name for f in fields(CompressionOptions)}
+}
 # The sampler keys a resume must keep, each checked with its own message.
 SAMPLER_KEYS = ("seed", "world_size", "max_duration")
 

@@ -7,19 +7,11 @@ carries; ``--model key=value`` sets architecture and quantizer fields of ``Model
 
 import argparse
 import importlib.util
-from dataclasses import fields
 from pathlib import Path
 from typing import Any, Dict
 
 from allinone.training.config import SECTIONS, TrainConfig, parse_model_overrides
-
-
-def str2bool(v: str) -> bool:
-    if v.lower() in ("true", "1", "yes", "y"):
-        return True
-    if v.lower() in ("false", "0", "no", "n"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected a boolean, got {v!r}")
+from allinone.utils.options import add_dataclass_arguments
 
 
 def add_train_arguments(parser: argparse.ArgumentParser, defaults: Dict[str, Any]) -> None:
@@ -31,12 +23,7 @@ def add_train_arguments(parser: argparse.ArgumentParser, defaults: Dict[str, Any
             dataclass ones; ``"model"``: a dict of ``ModelConfig`` values.
     """
     for section, kind in SECTIONS.items():
-        group = parser.add_argument_group(section, kind.__doc__)
-        for f in fields(kind):
-            default = defaults.get(f.name, f.default)
-            flag = "--" + f.name.replace("_", "-")
-            parse = str2bool if f.type is bool else f.type
-            group.add_argument(flag, type=parse, default=default, help=f.metadata["help"])
+        add_dataclass_arguments(parser.add_argument_group(section, kind.__doc__), kind, defaults)
     # "extend" appends to the recipe's defaults, so --model num_layers=12 changes one
     # value and keeps the rest (later keys win in parse_model_overrides).
     parser.add_argument(

@@ -11,19 +11,15 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from allinone.checkpoint.weights import WEIGHT_MODES
+from allinone.nn.ffn_order import UNIT_ORDERS
 from allinone.nn.model import ModelConfig
 from allinone.subnet import SubnetConfig, SubnetError, full_subnet, parse_subnets
+from allinone.training.nested import POLICIES
+from allinone.utils.options import option
 
 # ModelConfig fields the run decides itself (from the BPE model, the heads it trains and
 # the grid), not a user's --model key.
 DERIVED_MODEL_FIELDS = ("vocab_size", "blank_id", "use_transducer", "use_ctc", "norm_subnets", "unfold_relax")
-
-
-def option(default: Any, help: str) -> Any:
-    """A dataclass field with its help text."""
-    if isinstance(default, (list, dict)):
-        raise TypeError("use a tuple or a default_factory for mutable defaults")
-    return field(default=default, metadata={"help": help})
 
 
 @dataclass
@@ -100,7 +96,9 @@ class LossOptions:
     warm_step: int = option(
         300, "batches over which the loss moves from the simple to the pruned transducer loss"
     )
-    loss_backend: str = option("torch", "'torch' (pure PyTorch pruned RNN-T) or 'k2' (needs import k2)")
+    loss_backend: str = option(
+        "torch", "'torch' (pure PyTorch pruned RNN-T) or 'k2' (needs import k2)", choices=("torch", "k2")
+    )
 
 
 @dataclass
@@ -116,6 +114,7 @@ class NestedOptions:
         "auto",
         "subnets run per step: all, sandwich (largest + smallest + k random), largest_random (largest "
         "+ k random among all others), or auto (all up to 6 subnets, else sandwich)",
+        choices=POLICIES,
     )
     sandwich_k: int = option(
         2,
@@ -154,15 +153,17 @@ class CompressionOptions:
     )
     float_weights: str = option(
         "epoch-mean",
-        f"which weights --init-from and --teacher-checkpoint give: {' or '.join(WEIGHT_MODES)} "
-        "(the mean over "
-        "the steps of the epoch the file ends, what decode.py --avg 1 --use-averaged-model true scores; "
-        "or its last weights)",
+        "which weights --init-from and --teacher-checkpoint give: epoch-mean (the mean over the "
+        "steps of the epoch an end-of-epoch file closes, epoch-N.pt or best-valid-loss.pt: what "
+        "decode.py --avg 1 --use-averaged-model true scores) or final (the file's last weights, "
+        "e.g. of a checkpoint-N.pt)",
+        choices=WEIGHT_MODES,
     )
     reorder_ffn_units: str = option(
         "none",
         "with --init-from: order each FFN's hidden units once, most important first, so width prefixes keep "
         "the strongest (none, weight-norm: |row of W1| x |column of W2|)",
+        choices=UNIT_ORDERS,
     )
     teacher_checkpoint: str = option(
         "", "frozen float model whose outputs every subnet distils (with --distill true)"
@@ -237,6 +238,17 @@ class TrainConfig:
         if len(parsed) != 1:
             raise SubnetError(f"--warmup-subnet takes one subnet, got {[s.name for s in parsed]}")
         return parsed[0]
+
+    def model_for(self, vocab_size: int, blank_id: int) -> ModelConfig:
+        """The run's model config before the grid's per-subnet state (``build_model`` adds it):
+        the architecture with the BPE model's vocabulary and the heads this run trains."""
+        return replace(
+            self.model,
+            vocab_size=vocab_size,
+            blank_id=blank_id,
+            use_transducer=self.loss.use_transducer,
+            use_ctc=self.loss.use_ctc,
+        )
 
     def model_overrides(self) -> Dict[str, Any]:
         """The ``ModelConfig`` fields that differ from its defaults (the run's ``--model`` keys)."""

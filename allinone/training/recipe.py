@@ -2,7 +2,10 @@
 to be a like-for-like reference for the other (an all-in-one pass and its individually
 trained twins), and what a resumed run must not change."""
 
-from typing import Any, Dict, Iterable, Mapping
+from dataclasses import MISSING, fields
+from typing import Any, Dict, Iterable, Mapping, Optional
+
+from allinone.nn.model import ModelConfig
 
 # Optimisation, losses and batching: resuming with other values would continue a
 # different recipe from the middle of this one.
@@ -40,13 +43,37 @@ LEGACY_DEFAULTS = {
     "init_from": "",
     "float_weights": "epoch-mean",
     "reorder_ffn_units": "none",
+    "mp_finalise_batch": 0,
     "teacher_checkpoint": "",
     "unfold_relax": False,
 }
 
 
+# What ``--model`` can set, with ModelConfig's defaults (the rest the run derives itself).
+MODEL_DEFAULTS = {
+    f.name: f.default
+    for f in fields(ModelConfig)
+    if f.default is not MISSING
+    and f.name not in ("blank_id", "use_transducer", "use_ctc", "norm_subnets", "unfold_relax")
+}
+
+
+def model_values(model: Optional[Mapping[str, Any]]) -> Optional[Dict[str, Any]]:
+    """A run's ``--model`` values with the defaults filled in, so a run that lists a default
+    value explicitly (as older runs stored the recipe's whole list) equals one that does not."""
+    return None if model is None else {**MODEL_DEFAULTS, **model}
+
+
 def config_differences(a: Mapping[str, Any], b: Mapping[str, Any], keys: Iterable[str]) -> Dict[str, tuple]:
     """``{key: (a[key], b[key])}`` for the ``keys`` whose values differ. A key a config
-    lacks takes its :data:`LEGACY_DEFAULTS` value, else None."""
+    lacks takes its :data:`LEGACY_DEFAULTS` value, else None; ``model`` values are compared
+    with ModelConfig's defaults filled in."""
     a, b = {**LEGACY_DEFAULTS, **a}, {**LEGACY_DEFAULTS, **b}
-    return {k: (a.get(k), b.get(k)) for k in keys if a.get(k) != b.get(k)}
+    out = {}
+    for k in keys:
+        va, vb = a.get(k), b.get(k)
+        if k == "model":
+            va, vb = model_values(va), model_values(vb)
+        if va != vb:
+            out[k] = (a.get(k), b.get(k))
+    return out

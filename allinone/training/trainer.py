@@ -55,18 +55,11 @@ class Trainer:
         self.tokenizer = BpeTokenizer(cfg.data.bpe_model)
         self._check_warmup()
         torch.manual_seed(cfg.run.seed)
-        base = cfg.model
-        base = type(base)(
-            **{
-                **base.to_dict(),
-                "vocab_size": self.tokenizer.vocab_size,
-                "blank_id": self.tokenizer.blank_id,
-                "use_transducer": cfg.loss.use_transducer,
-                "use_ctc": cfg.loss.use_ctc,
-            }
-        )
         self.model = build_model(
-            base, cfg.grid, unfold_relax=cfg.nested.unfold_relax, loss_backend=cfg.loss.loss_backend
+            cfg.model_for(self.tokenizer.vocab_size, self.tokenizer.blank_id),
+            cfg.grid,
+            unfold_relax=cfg.nested.unfold_relax,
+            loss_backend=cfg.loss.loss_backend,
         )
         self.model_cfg = self.model.config
         self.plan = self._plan()

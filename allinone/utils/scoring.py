@@ -8,7 +8,6 @@ A result is a ``(cut_id, ref_words, hyp_words)`` triple.
 """
 
 import ast
-import gzip
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -128,12 +127,10 @@ def write_recogs(path: PathLike, results: Sequence[Result]) -> None:
 
 
 def read_recogs(path: PathLike) -> list[Result]:
-    """Read a file written by :func:`write_recogs` back into result triples (in file order);
-    a ``.gz`` file is decompressed."""
+    """Read a file written by :func:`write_recogs` back into result triples (in file order)."""
     refs: dict[str, list[str]] = {}
     results: list[Result] = []
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as f:
+    with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             cut_id, sep, rest = line.rstrip("\n").rpartition(":\t")
             kind, _, words = rest.partition("=")
@@ -236,39 +233,3 @@ def write_error_stats(path: PathLike, test_set_name: str, results: Sequence[Resu
         f.write("\n".join(lines) + "\n")
     logger.info("[%s] %s", test_set_name, stats.summary())
     return stats.wer
-
-
-def save_results(
-    res_dir: PathLike,
-    test_set_name: str,
-    results_dict: dict[str, Sequence[Result]],
-    suffix: str,
-) -> dict[str, float]:
-    """Write recogs/errs files for each decoding setting plus a WER summary.
-
-    Files: ``recogs-{test_set}-{key}-{suffix}.txt``, ``errs-{test_set}-{key}-{suffix}.txt``
-    per key and ``wer-summary-{test_set}-{suffix}.txt`` (``settings<TAB>WER``, best first).
-
-    Args:
-        res_dir: output directory (created if missing).
-        test_set_name: name of the test set, e.g. ``test-clean``.
-        results_dict: decoding setting (e.g. ``beam_size_4``) -> result triples.
-        suffix: experiment tag, e.g. ``epoch-30-avg-10``.
-    Returns:
-        setting -> WER in percent.
-    """
-    res_dir = Path(res_dir)
-    res_dir.mkdir(parents=True, exist_ok=True)
-    wers: dict[str, float] = {}
-    for key, results in results_dict.items():
-        write_recogs(res_dir / f"recogs-{test_set_name}-{key}-{suffix}.txt", results)
-        wers[key] = write_error_stats(
-            res_dir / f"errs-{test_set_name}-{key}-{suffix}.txt", test_set_name, results
-        )
-
-    summary_path = res_dir / f"wer-summary-{test_set_name}-{suffix}.txt"
-    with open(summary_path, "w", encoding="utf-8") as f:
-        f.write("settings\tWER\n")
-        for key, wer in sorted(wers.items(), key=lambda kv: kv[1]):
-            f.write(f"{key}\t{wer:.2f}\n")
-    return wers

@@ -61,7 +61,7 @@ def test_globs_find_one_epoch_of_a_run(tmp_path):
     for suffix in (result_suffix(1, 1, True), result_suffix(2, 1, True), result_suffix(None)):
         names.append(f"subnet-summary-{summary_tag(key, suffix)}.json")
         names.append(f"recogs-test-{key}-{subnet_suffix('d2-w1.0-b4', suffix)}.txt")
-    names.append(f"recogs-test-{key}-{subnet_suffix('d2-w1.0-b4', result_suffix(1, 2, False))}.txt.gz")
+    names.append(f"recogs-test-{key}-{subnet_suffix('d2-w1.0-b4', result_suffix(1, 2, False))}.txt")
     for name in names:
         (tmp_path / name).write_text("")
     assert [p.name for p in summary_files(tmp_path, 1)] == [
@@ -70,7 +70,7 @@ def test_globs_find_one_epoch_of_a_run(tmp_path):
     assert [p.name for p in summary_files(tmp_path, None)] == ["subnet-summary-greedy_search-packed.json"]
     assert [p.name for p in recogs_files(tmp_path, "test", "d2-w1.0-b4", 1)] == [
         "recogs-test-greedy_search-d2-w1.0-b4-epoch-1-avg-1-use-averaged-model.txt",
-        "recogs-test-greedy_search-d2-w1.0-b4-epoch-1-avg-2.txt.gz",
+        "recogs-test-greedy_search-d2-w1.0-b4-epoch-1-avg-2.txt",
     ]
     assert recogs_files(tmp_path, "test", "d6-w1.0-b4", 1) == []
     assert [p.name for p in recogs_files(tmp_path, "test", "d2-w1.0-b4", None)] == [

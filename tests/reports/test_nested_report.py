@@ -113,6 +113,16 @@ def test_twins_of_another_recipe_are_refused_and_per_run_settings_are_not(tmp_pa
         check_same_recipe(aio, [same, other], 3)
 
 
+def test_a_run_that_lists_default_model_values_has_the_recipe_of_one_that_does_not(tmp_path):
+    listed = _run_dir(tmp_path, "listed", model={"num_layers": 6, "d_model": 144, "dropout": 0.0})
+    (tmp_path / "n").mkdir()
+    unlisted = _run_dir(tmp_path / "n", "d6-w1.0-b32", model={"dropout": 0.0})
+    assert recipe_differences(listed, unlisted, 3) == {}
+    heads = _run_dir(tmp_path, "heads", model={"num_layers": 6, "dropout": 0.0, "quantize_heads": True})
+    check_same_recipe(heads, [unlisted], 3)  # a float twin, in either way of writing its model
+    assert set(recipe_differences(heads, unlisted, 3)) == {"model"}
+
+
 def test_only_a_float_twin_may_differ_in_quantize_heads_alone(tmp_path):
     heads = {"num_layers": 6, "quantize_heads": True}
     aio = _run_dir(tmp_path, "aio", subnets="a,b", model=heads)

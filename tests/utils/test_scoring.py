@@ -4,12 +4,12 @@ import math
 
 import pytest
 
+from allinone.decoding.result_files import save_results
 from allinone.utils.scoring import (
     WerStats,
     align_words,
     compute_wer,
     read_recogs,
-    save_results,
     write_error_stats,
     write_recogs,
 )

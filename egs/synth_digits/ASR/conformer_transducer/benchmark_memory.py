@@ -28,12 +28,12 @@ import torch
 from allinone.data.datamodule import filter_cuts, load_cuts
 from allinone.data.tokenizer import BpeTokenizer
 from allinone.nn.build import build_model
-from allinone.nn.model import ModelConfig
-from allinone.subnet import full_subnet, parse_subnets
-from allinone.training.cli import recipe_defaults, str2bool
-from allinone.training.config import parse_model_overrides
+from allinone.training.cli import recipe_defaults
+from allinone.training.config import TrainConfig, parse_model_overrides
 from allinone.training.memory import measure_peak
 from allinone.training.nested import NestedLoss, NestedPlan, combine_subnet_losses
+from allinone.training.step_losses import LossAssembler
+from allinone.utils.options import str2bool
 
 RECIPE_DEFAULTS = recipe_defaults(Path(__file__).resolve().parent / "train.py")
 
@@ -86,15 +86,21 @@ def main() -> None:
     tok = BpeTokenizer(args.bpe_model)
     cuts, _ = filter_cuts(load_cuts(args.cuts), tok)
     batches = largest_batches(cuts, tok, args.max_duration, args.num_batches)
-    overrides = parse_model_overrides(args.model)
-    num_layers = overrides.get("num_layers", 6)
-    subnets = parse_subnets(args.subnets or full_subnet(num_layers).name, num_layers)
-    cfg = ModelConfig(vocab_size=tok.vocab_size, use_ctc=RECIPE_DEFAULTS.get("use_ctc", False), **overrides)
-    model = build_model(cfg, subnets, unfold_relax=args.unfold_relax).train()
+    # The recipe's training config, so the model and the loss weights are train.py's.
+    cfg = TrainConfig.from_flat(
+        model=parse_model_overrides(args.model),
+        use_ctc=RECIPE_DEFAULTS.get("use_ctc", False),
+        subnets=args.subnets,
+        unfold_relax=args.unfold_relax,
+    )
+    subnets = list(cfg.grid)
+    num_layers = cfg.model.num_layers
+    model_cfg = cfg.model_for(tok.vocab_size, tok.blank_id)
+    model = build_model(model_cfg, subnets, unfold_relax=args.unfold_relax).train()
     plan = NestedPlan(tuple(subnets), args.subnet_policy, args.sandwich_k, distill=args.distill)
     module = NestedLoss(model)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    heads = {"simple": 0.5, "pruned": 1.0, "ctc": 0.2}
+    heads = LossAssembler(cfg, plan, tok, teacher=None).head_weights(None)  # after warm-up
     step_subnets = [plan.select(step, seed=0) for step in range(len(batches))]
 
     def steps():

@@ -25,8 +25,8 @@ from allinone.deploy.accounting import average_weight_bits
 from allinone.deploy.export import export_subnet, file_vs_accounting, round_trip_error
 from allinone.quant.mixed import bit_map
 from allinone.subnet import MIXED_BITS, select_subnets
-from allinone.training.cli import str2bool
 from allinone.utils.log import setup_script_logging
+from allinone.utils.options import str2bool
 
 
 def main() -> None:

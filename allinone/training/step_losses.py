@@ -14,8 +14,26 @@ from allinone.subnet import full_subnet
 from allinone.training.config import TrainConfig
 from allinone.training.nested import NestedPlan, combine_subnet_losses
 from allinone.training.schedule import transducer_loss_scales
+from allinone.utils.dist import all_reduce_sum
 
 PerSubnet = Dict[str, Dict[str, torch.Tensor]]
+
+
+def global_frame_loss(per_utt: torch.Tensor, frames: torch.Tensor, finite: torch.Tensor, world_size: int):
+    """A step's loss to back-propagate: the utterances' summed loss over the encoder frames of
+    the global batch (every rank's), times ``world_size``.
+
+    DDP averages gradients over ranks, so ``world_size`` processes that each back-propagate
+    this get the gradient one process would get from the whole global batch; dividing by
+    frames makes gradient clipping independent of the batch size.
+
+    Args:
+        per_utt: (N,) weighted loss per utterance of this rank (non-finite ones zeroed).
+        frames: (N,) encoder frames per utterance; finite: (N,) utterances that count.
+        world_size: number of data-parallel processes.
+    """
+    num_frames = all_reduce_sum(frames[finite].sum().float()).clamp(min=1.0)
+    return per_utt.sum() / num_frames * world_size
 
 
 @dataclass

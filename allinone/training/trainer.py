@@ -34,7 +34,7 @@ from allinone.training.config import TrainConfig
 from allinone.training.nested import NestedLoss, NestedPlan, order_by_size, parse_subnet_weights
 from allinone.training.progress import EpochProgress, log_validation
 from allinone.training.schedule import WarmupDecaySchedule
-from allinone.training.step_losses import LossAssembler
+from allinone.training.step_losses import LossAssembler, global_frame_loss
 from allinone.unfold import statistics_keys
 from allinone.utils.dist import all_reduce_sum
 
@@ -220,9 +220,7 @@ class Trainer:
         out = self.losses.compute(self.train_module, batch, step, train=True, annealing=annealing)
         per_utt, finite = self.losses.combine(out.per_subnet, step)
         self.bad_batches.check(finite, out.batch, out.labels, step, epoch)
-        num_frames = all_reduce_sum(out.frames[finite].sum().float()).clamp(min=1.0)
-        # Normalising by frames makes gradient clipping independent of the batch size.
-        loss = per_utt.sum() / num_frames * cfg.run.world_size
+        loss = global_frame_loss(per_utt, out.frames, finite, cfg.run.world_size)
         extra, extra_logs = self.compression.extra_loss(_unwrap(self.model))
         if extra is not None:
             loss = loss + extra

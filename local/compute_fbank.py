@@ -9,6 +9,12 @@ extracts features into lilcom-compressed chunked archives
 ``<output-dir>/<prefix>_cuts_<split>.jsonl.gz``.  Splits whose cut set exists
 already are skipped.
 
+Options for corpora other than the synthetic one: ``--perturb-speed-splits`` adds 0.9x
+and 1.1x copies of those splits (LibriSpeech training sets), ``--trim-to-supervisions``
+cuts utterances out of long recordings (Switchboard conversations, one channel each),
+``--resample`` converts the audio to the model's rate first (8 kHz telephone speech to
+16 kHz); the sample-rate check then accepts any rate.
+
 Usage (from a recipe directory):
 
     python ../../../local/compute_fbank.py --manifest-dir data/manifests \\
@@ -23,8 +29,10 @@ from pathlib import Path
 
 import torch
 
+from allinone.data.features import compute_fbank, speed_perturbed, write_cuts_atomically
 from allinone.data.validate import ManifestError, validate_manifests
 from allinone.utils.log import setup_script_logging
+from allinone.utils.options import str2bool
 
 # lhotse extracts in --num-jobs *spawned* processes, which re-import this
 # module: one torch thread per process avoids oversubscribing the cores.
@@ -42,6 +50,21 @@ def get_args(argv=None) -> argparse.Namespace:
     p.add_argument("--num-jobs", type=int, default=2, help="parallel feature-extraction processes")
     p.add_argument("--num-mel-bins", type=int, default=80)
     p.add_argument("--sampling-rate", type=int, default=16000, help="required audio sample rate")
+    p.add_argument(
+        "--resample", type=str2bool, default=False, help="resample the audio to --sampling-rate first"
+    )
+    p.add_argument(
+        "--trim-to-supervisions",
+        type=str2bool,
+        default=False,
+        help="one cut per supervision (its channel only), for long multi-utterance recordings",
+    )
+    p.add_argument(
+        "--perturb-speed-splits",
+        nargs="*",
+        default=[],
+        help="splits that also get 0.9x and 1.1x speed-perturbed copies (training sets)",
+    )
     return p.parse_args(argv)
 
 
@@ -57,23 +80,20 @@ def load_split(manifest_dir: Path, prefix: str, split: str):
 
 
 def compute_split(args: argparse.Namespace, split: str, recordings, supervisions) -> None:
-    from lhotse import CutSet, Fbank, FbankConfig, LilcomChunkyWriter
+    from lhotse import CutSet
 
     cuts_path = args.output_dir / f"{args.prefix}_cuts_{split}.jsonl.gz"
     cuts = CutSet.from_manifests(recordings=recordings, supervisions=supervisions)
-    extractor = Fbank(FbankConfig(num_mel_bins=args.num_mel_bins))
-    logging.info(f"{split}: extracting {args.num_mel_bins}-dim fbank with {args.num_jobs} job(s)")
-    cuts = cuts.compute_and_store_features(
-        extractor=extractor,
-        storage_path=args.output_dir / f"{args.prefix}_feats_{split}",
-        num_jobs=args.num_jobs,
-        storage_type=LilcomChunkyWriter,
+    if args.trim_to_supervisions:
+        cuts = cuts.trim_to_supervisions(keep_overlapping=False, keep_all_channels=False)
+    if args.resample:
+        cuts = cuts.resample(args.sampling_rate)
+    if split in args.perturb_speed_splits:
+        cuts = speed_perturbed(cuts)
+    cuts = compute_fbank(
+        cuts, args.output_dir / f"{args.prefix}_feats_{split}", args.num_jobs, args.num_mel_bins
     )
-    # Write under a temporary name first so an interrupted run never leaves a
-    # cut set that later runs would mistake for a finished one.
-    tmp = cuts_path.with_name(f"tmp_{cuts_path.name}")
-    cuts.to_file(tmp)
-    tmp.replace(cuts_path)
+    write_cuts_atomically(cuts, cuts_path)
     logging.info(f"{split}: wrote {cuts_path}")
 
 
@@ -92,7 +112,8 @@ def main(argv=None) -> None:
         recordings, supervisions = load_split(args.manifest_dir, args.prefix, split)
         logging.info(f"{split}: validating {len(recordings)} recordings, {len(supervisions)} supervisions")
         try:
-            validate_manifests(recordings, supervisions, expected_sampling_rate=args.sampling_rate)
+            expected_rate = None if args.resample else args.sampling_rate
+            validate_manifests(recordings, supervisions, expected_sampling_rate=expected_rate)
         except ManifestError as e:
             raise SystemExit(f"{split}: manifests in {args.manifest_dir} are not usable.\n{e}") from None
         pending.append((split, recordings, supervisions))

@@ -48,9 +48,10 @@ def update_running_average(avg_model: nn.Module, model: nn.Module, batch_idx_tra
     for name, p in list(avg_model.named_parameters()) + list(avg_model.named_buffers()):
         src = cur[name]
         if p.is_floating_point() and not name.endswith(NOT_AVERAGED):
-            p.mul_(1.0 - weight).add_(src.detach().to(p.dtype), alpha=weight)
+            # The average may live on another device than the model (the CPU, beside a GPU model).
+            p.mul_(1.0 - weight).add_(src.detach().to(p.device, p.dtype), alpha=weight)
         else:
-            p.copy_(src)
+            p.copy_(src.detach().to(p.device))
 
 
 def snapshot_count(record: CheckpointRecord) -> int:

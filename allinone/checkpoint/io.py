@@ -46,8 +46,12 @@ def load_checkpoint(path, map_location="cpu") -> Dict[str, Any]:
 
 
 def get_rng_state() -> Dict[str, Any]:
-    """Every random generator a training step draws from (torch, numpy, python)."""
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """Every random generator a training step draws from (torch, numpy, python, and the
+    current CUDA device's when CUDA is in use)."""
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
 
 
 def set_rng_state(state: Dict[str, Any]) -> None:
@@ -55,3 +59,5 @@ def set_rng_state(state: Dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])

@@ -11,7 +11,8 @@ Every ``*.pt`` file of this repository holds one ``CheckpointRecord`` as a plain
 Format versions: 0 is the untyped dict written before the format was versioned (read
 with the values it implies: ``kind`` from the presence of an optimizer state, the
 averaging period from its training config); 1 adds ``format_version``, ``kind``,
-``average_period``, ``annealing`` and ``source``.
+``average_period``, ``annealing`` and ``source``; 2 adds ``grad_scaler``, ``rng_other_ranks``
+and the sampler's own settings (``SamplerPosition.sampler_state``).
 """
 
 import math
@@ -23,7 +24,7 @@ import torch
 
 from allinone.checkpoint.io import CheckpointError, load_checkpoint, save_checkpoint_atomic
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 KINDS = ("train", "ptq")
 StateDict = Dict[str, torch.Tensor]
 
@@ -36,6 +37,10 @@ class SamplerPosition:
         epoch: the epoch that runs next (``epoch-N.pt`` holds N + 1 with ``batches_done`` 0).
         batches_done: batches of ``epoch`` already trained.
         seed, world_size, max_duration: what the sampler's order depends on.
+        sampler_state: the rest of it, lhotse's ``sampler.state_dict()`` without its progress
+            counters (None: written before it was recorded). lhotse's own counters run ahead
+            of training by the batches the data loader prefetched, so the position is the
+            trainer's ``batches_done``, and a resume replays the sampler up to it.
     """
 
     epoch: int
@@ -43,6 +48,7 @@ class SamplerPosition:
     seed: int
     world_size: int
     max_duration: float
+    sampler_state: Optional[Dict[str, Any]] = None
 
 
 @dataclass
@@ -57,7 +63,10 @@ class CheckpointRecord:
         batch_idx_train: global batches trained when written.
         average_period: batches between snapshots of ``model_avg``.
         model_avg: mean of the weight snapshots since step 0 (``allinone.checkpoint.averaging``).
-        optimizer, schedule, rng: resumable training state.
+        optimizer, schedule, rng: resumable training state (``rng`` of rank 0).
+        rng_other_ranks: the RNG states of ranks 1.. of a data-parallel run (their SpecAugment
+            masks differ from rank 0's), so every rank resumes its own streams.
+        grad_scaler: the fp16 gradient scaler's state (None: no fp16).
         sampler: position in the data (training only).
         best_valid_loss: lowest validation loss so far.
         train_seconds, train_cpu_seconds: training-loop time, cumulative over resumes (None:
@@ -82,6 +91,8 @@ class CheckpointRecord:
     optimizer: Optional[Dict[str, Any]] = None
     schedule: Optional[Dict[str, Any]] = None
     rng: Optional[Dict[str, Any]] = None
+    rng_other_ranks: Optional[List[Dict[str, Any]]] = None
+    grad_scaler: Optional[Dict[str, Any]] = None
     sampler: Optional[SamplerPosition] = None
     best_valid_loss: float = math.inf
     train_seconds: Optional[float] = None

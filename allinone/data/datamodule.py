@@ -1,13 +1,22 @@
 """Lhotse cut loading, filtering, label checks and resumable data loaders."""
 
 import logging
+import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import Any, Dict, Iterator, Optional
 
 import torch
-from lhotse import CutSet
-from lhotse.dataset import DynamicBucketingSampler, K2SpeechRecognitionDataset, SimpleCutSampler
+from lhotse import CutSet, Fbank, FbankConfig
+from lhotse.dataset import (
+    CutMix,
+    DynamicBucketingSampler,
+    K2SpeechRecognitionDataset,
+    OnTheFlyFeatures,
+    PerturbSpeed,
+    SimpleCutSampler,
+)
+from lhotse.utils import compute_num_frames
 from torch.utils.data import DataLoader, Sampler
 
 from allinone.data.batch import unpack_batch
@@ -15,21 +24,32 @@ from allinone.data.tokenizer import BpeTokenizer
 from allinone.nn.subsampling import subsampled_lengths
 
 
-def load_cuts(path) -> CutSet:
-    """Read a cut manifest eagerly, with an error naming the file if it is absent or empty."""
+def load_cuts(path, lazy: bool = True) -> CutSet:
+    """Open a cut manifest, with an error naming the file if it is absent or empty.
+
+    ``lazy`` (the default) reads cuts from the file as they are iterated, so a corpus of
+    any size costs no memory (a 960 h set with speed perturbation is ~850k cuts); small
+    sets that are indexed or sorted are read with ``lazy=False``.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"cut manifest {path} does not exist; run prepare.sh first")
-    cuts = CutSet.from_file(path).to_eager()
-    if len(cuts) == 0:
+    cuts = CutSet.from_jsonl_lazy(path) if lazy else CutSet.from_file(path).to_eager()
+    if next(iter(cuts), None) is None:
         raise ValueError(f"cut manifest {path} holds no cuts")
     return cuts
 
 
-def check_features_exist(cuts: CutSet, manifest: str) -> None:
-    """Raise naming the cut whose feature storage is missing."""
+def check_features_exist(cuts: CutSet, manifest: str, limit: Optional[int] = 20000) -> None:
+    """Raise naming the cut whose feature storage is missing (the first ``limit`` cuts; all: None).
+
+    A lazy corpus is checked on its first cuts only, which covers the archives of a
+    feature-extraction run in practice and keeps the start of a 960 h run fast.
+    """
     seen = set()
-    for cut in cuts:
+    for i, cut in enumerate(cuts):
+        if limit is not None and i >= limit:
+            return
         if not cut.has_features:
             raise ValueError(f"{manifest}: cut {cut.id} has no features; run the fbank stage")
         storage = cut.features.storage_path
@@ -40,19 +60,86 @@ def check_features_exist(cuts: CutSet, manifest: str) -> None:
         seen.add(storage)
 
 
+def check_audio_exists(cuts: CutSet, manifest: str, limit: Optional[int] = 20000) -> None:
+    """Raise naming the cut whose audio file is missing (for ``--on-the-fly-feats``)."""
+    for i, cut in enumerate(cuts):
+        if limit is not None and i >= limit:
+            return
+        if not cut.has_recording:
+            raise ValueError(f"{manifest}: cut {cut.id} has no recording to compute features from")
+        for source in cut.recording.sources:
+            if source.type == "file" and not Path(source.source).exists():
+                raise FileNotFoundError(f"{manifest}: audio of cut {cut.id} is missing: {source.source}")
+
+
 def load_split(manifest_dir, cuts_prefix: str, split: str) -> CutSet:
-    """``<manifest_dir>/<cuts_prefix>_<split>.jsonl.gz``, checked to have its features on disk."""
+    """``<manifest_dir>/<cuts_prefix>_<split>.jsonl.gz`` read into memory, checked to have its
+    features on disk (test and dev sets: small, and decoded in order)."""
     manifest = Path(manifest_dir) / f"{cuts_prefix}_{split}.jsonl.gz"
-    cuts = load_cuts(manifest)
-    check_features_exist(cuts, str(manifest))
+    cuts = load_cuts(manifest, lazy=False)
+    check_features_exist(cuts, str(manifest), limit=None)
     return cuts
+
+
+FRAME_SHIFT = 0.01  # seconds, of the 80-dim fbank every recipe uses
+
+
+def num_feature_frames(cut) -> int:
+    """Feature frames of ``cut``: stored ones, or those on-the-fly extraction will produce."""
+    if cut.has_features:
+        return cut.num_frames
+    return compute_num_frames(cut.duration, FRAME_SHIFT, cut.sampling_rate)
 
 
 @dataclass
 class FilterStats:
+    """Cuts a ``TrainingCutFilter`` kept and dropped (by reason)."""
+
     kept: int = 0
     too_short_for_labels: int = 0
     out_of_duration_range: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.kept + self.too_short_for_labels + self.out_of_duration_range
+
+    def since(self, earlier: "FilterStats") -> "FilterStats":
+        """The counts added after ``earlier`` (a copy taken before a pass over the data)."""
+        return FilterStats(
+            self.kept - earlier.kept,
+            self.too_short_for_labels - earlier.too_short_for_labels,
+            self.out_of_duration_range - earlier.out_of_duration_range,
+        )
+
+
+class TrainingCutFilter:
+    """Keeps the cuts that can train the transducer; counts what it drops.
+
+    A cut is dropped (and counted) when its duration is out of range or when it has
+    fewer encoder frames after 4x subsampling than BPE tokens. Empty or untokenisable
+    transcripts are errors, not silent drops: they mean the data preparation is wrong.
+    Used as a lazy ``CutSet.filter`` predicate, it counts as the cuts stream past.
+    """
+
+    def __init__(self, tokenizer: BpeTokenizer, min_duration: float = 0.3, max_duration: float = 20.0):
+        self.tokenizer = tokenizer
+        self.min_duration = min_duration
+        self.max_duration = max_duration
+        self.stats = FilterStats()
+
+    def __call__(self, cut) -> bool:
+        if len(cut.supervisions) != 1:
+            raise ValueError(f"cut {cut.id} has {len(cut.supervisions)} supervisions; expected exactly one")
+        tokens = self.tokenizer.encode(cut.supervisions[0].text or "", cut.id)
+        if not self.min_duration <= cut.duration <= self.max_duration:
+            self.stats.out_of_duration_range += 1
+            return False
+        frames = int(subsampled_lengths(torch.tensor(num_feature_frames(cut))))
+        if frames < max(1, len(tokens)):
+            self.stats.too_short_for_labels += 1
+            return False
+        self.stats.kept += 1
+        return True
 
 
 def filter_cuts(
@@ -61,31 +148,16 @@ def filter_cuts(
     min_duration: float = 0.3,
     max_duration: float = 20.0,
 ) -> "tuple[CutSet, FilterStats]":
-    """Drop cuts that cannot train the transducer, and validate every transcript.
+    """The cuts ``TrainingCutFilter`` keeps, and its counts.
 
-    A cut is dropped (and counted) when its duration is out of range or when it has
-    fewer encoder frames after 4x subsampling than BPE tokens. Empty or untokenisable
-    transcripts are errors, not silent drops: they mean the data preparation is wrong.
-
-    Returns:
-        (kept cuts, counts of what was dropped).
+    An eager ``cuts`` is filtered at once (the counts are complete); a lazy one is filtered
+    as it is iterated (the counts grow with the first pass over the data).
     """
-    stats = FilterStats()
-    keep_ids: List[str] = []
-    for cut in cuts:
-        if len(cut.supervisions) != 1:
-            raise ValueError(f"cut {cut.id} has {len(cut.supervisions)} supervisions; expected exactly one")
-        tokens = tokenizer.encode(cut.supervisions[0].text or "", cut.id)
-        if not min_duration <= cut.duration <= max_duration:
-            stats.out_of_duration_range += 1
-            continue
-        frames = int(subsampled_lengths(torch.tensor(cut.num_frames)))
-        if frames < max(1, len(tokens)):
-            stats.too_short_for_labels += 1
-            continue
-        keep_ids.append(cut.id)
-    stats.kept = len(keep_ids)
-    return cuts.subset(cut_ids=keep_ids), stats
+    keep = TrainingCutFilter(tokenizer, min_duration, max_duration)
+    if cuts.is_lazy:
+        return cuts.filter(keep), keep.stats
+    ids = [cut.id for cut in cuts if keep(cut)]
+    return cuts.subset(cut_ids=ids), keep.stats
 
 
 class SkipFirstBatches(Sampler):
@@ -118,11 +190,14 @@ class AsrDataModule:
     """Builds train/valid/test loaders from cut manifests.
 
     Args:
-        max_duration: seconds of audio per batch.
+        max_duration: seconds of audio per batch (per process).
         num_buckets: duration buckets of the training sampler.
         num_workers: data loader worker processes.
         seed: base seed of the sampler shuffle (the epoch number is added).
-        world_size, rank: data parallel split.
+        world_size, rank: data-parallel split: each rank gets its own batches.
+        on_the_fly_feats: compute fbank from the audio in the loader instead of reading it.
+        perturb_speed: on-the-fly speed perturbation of training cuts (needs ``on_the_fly_feats``).
+        musan: noise cuts mixed into training cuts (lhotse ``CutMix``), or None.
     """
 
     def __init__(
@@ -133,16 +208,24 @@ class AsrDataModule:
         seed: int = 42,
         world_size: int = 1,
         rank: int = 0,
+        on_the_fly_feats: bool = False,
+        perturb_speed: bool = False,
+        musan: Optional[CutSet] = None,
     ):
+        if perturb_speed and not on_the_fly_feats:
+            raise ValueError("speed perturbation in the loader needs on-the-fly features")
         self.max_duration = max_duration
         self.num_buckets = num_buckets
         self.num_workers = num_workers
         self.seed = seed
         self.world_size = world_size
         self.rank = rank
+        self.on_the_fly_feats = on_the_fly_feats
+        self.perturb_speed = perturb_speed
+        self.musan = musan
 
     def train_sampler(self, cuts: CutSet) -> DynamicBucketingSampler:
-        """Shuffled, duration-bucketed batches (a new order every epoch)."""
+        """Shuffled, duration-bucketed batches (a new order every epoch), over a lazy or eager set."""
         return DynamicBucketingSampler(
             cuts,
             max_duration=self.max_duration,
@@ -154,11 +237,23 @@ class AsrDataModule:
             rank=self.rank,
         )
 
-    def _loader(self, sampler, epoch_seed: int) -> DataLoader:
+    def _dataset(self, train: bool, epoch_seed: int) -> K2SpeechRecognitionDataset:
+        transforms = []
+        if train and self.perturb_speed:
+            # 0.9x and 1.1x with chance 1/3 each: on average the same mix as the stored 3x copies.
+            transforms.append(PerturbSpeed(factors=[0.9, 1.1], p=2 / 3, randgen=random.Random(epoch_seed)))
+        if train and self.musan is not None:
+            transforms.append(CutMix(self.musan, snr=(10, 20), p=0.5, preserve_id=True, seed=epoch_seed))
+        kwargs = {}
+        if self.on_the_fly_feats:
+            kwargs["input_strategy"] = OnTheFlyFeatures(Fbank(FbankConfig(num_mel_bins=80)))
+        return K2SpeechRecognitionDataset(return_cuts=True, cut_transforms=transforms, **kwargs)
+
+    def _loader(self, sampler, epoch_seed: int, train: bool) -> DataLoader:
         # A private generator keeps the loader from consuming the global torch RNG when
         # an epoch's iterator is created, which would break bit-exact resumption.
         return DataLoader(
-            K2SpeechRecognitionDataset(return_cuts=True),
+            self._dataset(train, epoch_seed),
             sampler=sampler,
             batch_size=None,
             num_workers=self.num_workers,
@@ -171,9 +266,10 @@ class AsrDataModule:
 
         Short utterances have few alignments, so an epoch that starts with them gets
         the encoder past the initial emit-only-blanks plateau in far fewer steps.
+        Sorting reads the whole set into memory: large-corpus recipes turn it off.
         """
         return SimpleCutSampler(
-            cuts.sort_by_duration(ascending=True),
+            cuts.to_eager().sort_by_duration(ascending=True),
             max_duration=self.max_duration,
             shuffle=False,
             drop_last=True,
@@ -184,7 +280,7 @@ class AsrDataModule:
     def train_dataloader(self, sampler, epoch: int, start_batch: int = 0) -> DataLoader:
         """Loader for one training epoch, starting after ``start_batch`` batches of it."""
         sampler.set_epoch(epoch)
-        return self._loader(SkipFirstBatches(sampler, start_batch), self.seed + epoch)
+        return self._loader(SkipFirstBatches(sampler, start_batch), self.seed + epoch, train=True)
 
     def eval_dataloader(self, cuts: CutSet, max_duration: Optional[float] = None) -> DataLoader:
         """Unshuffled loader for validation or decoding."""
@@ -195,7 +291,15 @@ class AsrDataModule:
             world_size=self.world_size,
             rank=self.rank,
         )
-        return self._loader(sampler, self.seed)
+        return self._loader(sampler, self.seed, train=False)
+
+
+def sampler_settings(sampler) -> Dict[str, Any]:
+    """What a lhotse sampler's order depends on besides the epoch: its ``state_dict()`` without
+    the progress counters (which run ahead of training by the batches a loader prefetched)
+    and the rank (the same for the whole job; rank 0 writes the checkpoints)."""
+    state = sampler.state_dict()
+    return {k: v for k, v in state.items() if k not in ("diagnostics", "epoch", "rank")}
 
 
 def shuffled_batches(cuts: CutSet, max_duration: float, num_batches: int, seed: int = 0):
@@ -212,24 +316,36 @@ def shuffled_batches(cuts: CutSet, max_duration: float, num_batches: int, seed: 
         yield b.features, b.feature_lens
 
 
-def log_filter_stats(name: str, total: int, stats: FilterStats) -> None:
+def log_filter_stats(name: str, stats: FilterStats) -> None:
     logging.info(
-        f"{name}: kept {stats.kept} of {total} cuts; dropped {stats.too_short_for_labels} too short for "
+        f"{name}: kept {stats.kept} of {stats.total} cuts; dropped {stats.too_short_for_labels} too short for "
         f"their labels after subsampling and {stats.out_of_duration_range} outside the duration range"
     )
 
 
-def load_training_cuts(manifest_dir, name: str, tokenizer: BpeTokenizer, allow_empty: bool = False) -> CutSet:
-    """``<manifest_dir>/<name>``, checked to have its features, filtered for training and logged.
+def load_musan(path) -> CutSet:
+    """The MUSAN cut set for noise mixing, read into memory (a few thousand cuts)."""
+    cuts = load_cuts(path, lazy=False)
+    check_features_exist(cuts, str(path), limit=None)
+    return cuts
+
+
+def load_training_cuts(
+    manifest_dir, name: str, tokenizer: BpeTokenizer, allow_empty: bool = False, on_the_fly_feats: bool = False
+) -> "tuple[CutSet, FilterStats]":
+    """``<manifest_dir>/<name>`` read lazily, checked to have its features (or audio) on disk,
+    filtered for training; the filter's counts fill in during the first pass.
 
     Raises:
         ValueError: naming the manifest when no cut survives the filter (unless ``allow_empty``).
     """
     path = Path(manifest_dir) / name
     cuts = load_cuts(path)
-    check_features_exist(cuts, str(path))
+    if on_the_fly_feats:
+        check_audio_exists(cuts, str(path))
+    else:
+        check_features_exist(cuts, str(path))
     kept, stats = filter_cuts(cuts, tokenizer)
-    log_filter_stats(name, len(cuts), stats)
-    if len(kept) == 0 and not allow_empty:
+    if not allow_empty and next(iter(kept), None) is None:
         raise ValueError(f"{path}: no usable training cuts after filtering")
-    return kept
+    return kept, stats

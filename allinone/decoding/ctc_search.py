@@ -183,6 +183,7 @@ class CtcSearcher:
         if self.k2_searcher is not None:
             all_labels = self.k2_searcher(log_probs, lens, self.acoustic_scale)
         else:
+            log_probs = log_probs.cpu()  # kaldi-decoder searches on the CPU: one copy per batch
             all_labels = [
                 self.decoder.decode(log_probs[n, : int(lens[n])], self.acoustic_scale)
                 for n in range(len(lens))

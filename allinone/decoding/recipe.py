@@ -33,8 +33,10 @@ from allinone.deploy.export import load_packed_model
 from allinone.nn.bn_calibration import calibrate_batchnorm
 from allinone.nn.model import Transducer
 from allinone.subnet import SubnetConfig, select_subnets
+from allinone.utils.device import DEVICES, resolve_device
 from allinone.utils.log import setup_logger
-from allinone.utils.options import dataclass_from_args, option
+from allinone.utils.options import add_dataclass_arguments, dataclass_from_args, option
+from allinone.utils.text_norm import SCHEMES, normalize_results
 
 TEST_SETS = ("test-seen", "test-unseen")
 
@@ -91,6 +93,18 @@ class DecodeOptions:
     bn_calibration_max_duration: float = option(60.0, "seconds per calibration batch")
     bn_calibration_seed: int = option(0, "shuffle of the calibration batches")
     num_threads: int = option(1, "torch threads; 1 makes the reported real-time factor a one-core figure")
+    score_normalization: str = option(
+        "none",
+        "text normalisation of references and hypotheses before scoring and in the result files "
+        "(allinone.utils.text_norm; swbd: Switchboard/eval2000 rules)",
+        choices=SCHEMES,
+    )
+    device: str = option(
+        "cpu",
+        "where the network runs: cpu, cuda or auto (graph search runs on the CPU either way, as "
+        "kaldi-decoder does); the real-time factor is of that device",
+        choices=DEVICES,
+    )
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "DecodeOptions":
@@ -160,6 +174,7 @@ def decode_recipe(options: DecodeOptions) -> List[SubnetRow]:
     torch.set_num_threads(options.num_threads)
     tokenizer = BpeTokenizer(options.bpe_model)
     loaded = load_model(options)
+    loaded.model.to(resolve_device(options.device))
     check_vocabulary(loaded.model, tokenizer, options.bpe_model)
     ctc_searcher = build_ctc_searcher(options, loaded.model, tokenizer)
     dm = AsrDataModule(max_duration=options.max_duration, num_workers=0)
@@ -289,6 +304,32 @@ def decode_test_set(
         blank_penalty=options.blank_penalty,
     )
     key = options.key
+    results = normalize_results(results, options.score_normalization)
     wers = save_results(options.res_dir, test_set, {key: results}, subnet_suffix(row.subnet, options.suffix))
     row.add_test_set(test_set, wers[key], stats.decode_seconds, stats.audio_seconds)
     logging.info(f"{row.subnet} {test_set}: WER {wers[key]:.2f}% over {len(results)} utterances")
+
+
+def decode_parser(defaults: Dict[str, object], description: str = "") -> argparse.ArgumentParser:
+    """``decode.py``'s flags: one per ``DecodeOptions`` field, ``defaults`` (by field name) replacing its."""
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_dataclass_arguments(parser, DecodeOptions, defaults)
+    return parser
+
+
+def decode_main(defaults: Dict[str, object], description: str) -> None:
+    """The whole ``decode.py`` of a recipe: its flags (``defaults`` by field name, e.g. the
+    corpus's manifest prefix and test sets), the decoding, and the summary table on stdout."""
+    from allinone.decoding.subnet_report import format_subnet_table
+
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_dataclass_arguments(parser, DecodeOptions, defaults)
+    try:
+        options = DecodeOptions.from_args(parser.parse_args())
+    except ValueError as e:
+        parser.error(str(e))
+    print(format_subnet_table(decode_recipe(options)))

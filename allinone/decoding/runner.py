@@ -57,12 +57,13 @@ def decode_dataset(
         raise ValueError(f"a blank penalty applies to transducer search, not to {method}")
     model.eval()
     head_bits = model.head_bits(subnet)
+    device = next(model.parameters()).device
     results = []
     stats = DecodeStats()
     for lhotse_batch in tqdm(loader, desc=desc, leave=False):
         batch = unpack_batch(lhotse_batch)
         t0 = time.perf_counter()
-        enc, enc_lens = model.encode(batch.features, batch.feature_lens, subnet)
+        enc, enc_lens = model.encode(batch.features.to(device), batch.feature_lens.to(device), subnet)
         if method in CTC_METHODS:
             words = ctc_searcher(model.ctc_log_probs(enc, head_bits), enc_lens)
         elif method == "greedy_search":
@@ -73,6 +74,8 @@ def decode_dataset(
                 model, enc, enc_lens, beam=beam, head_bits=head_bits, blank_penalty=blank_penalty
             )
             words = [tokenizer.decode(h).split() for h in hyps]
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)  # the clock must include the queued GPU work
         stats.decode_seconds += time.perf_counter() - t0
         for cut_id, duration, text, hyp in zip(batch.cut_ids, batch.durations, batch.texts, words):
             stats.audio_seconds += duration

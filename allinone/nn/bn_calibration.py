@@ -74,7 +74,8 @@ def calibrate_batchnorm(
             # Momentum 1/k after k batches makes the running value the plain mean of all k.
             for m in norms:
                 m.momentum = 1.0 / (num_batches + 1)
-            model.encode(features, feature_lens, subnet)
+            device = next(model.parameters()).device
+            model.encode(features.to(device), feature_lens.to(device), subnet)
             num_batches += 1
     finally:
         for h in hooks:

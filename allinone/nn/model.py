@@ -16,6 +16,7 @@ from allinone.quant.annealing import Annealing
 from allinone.quant.layers import QLinear, configure_quantizers, run_at_bits
 from allinone.quant.quantizer import QuantConfig
 from allinone.subnet import FLOAT_BITS, FULL, HEAD_CLASS, MIXED_BITS, SubnetConfig, SubnetError
+from allinone.utils.device import float32_region
 
 
 @dataclass
@@ -299,17 +300,19 @@ class Transducer(nn.Module):
         The trivial joiner is cheap over the whole (T, S) lattice; its occupation
         probabilities tell the full joiner which few symbols per frame matter.
         """
-        simple_loss, (px_grad, py_grad) = self._rnnt.rnnt_loss_smoothed(
-            lm=self.simple_lm_proj(decoder_out).float(),
-            am=self.simple_am_proj(encoder_out).float(),
-            symbols=symbols,
-            termination_symbol=self.config.blank_id,
-            lm_only_scale=lm_scale,
-            am_only_scale=am_scale,
-            boundary=boundary,
-            reduction="none",
-            return_grad=True,
-        )
+        lm, am = self.simple_lm_proj(decoder_out), self.simple_am_proj(encoder_out)
+        with float32_region(am.device.type):
+            simple_loss, (px_grad, py_grad) = self._rnnt.rnnt_loss_smoothed(
+                lm=lm.float(),
+                am=am.float(),
+                symbols=symbols,
+                termination_symbol=self.config.blank_id,
+                lm_only_scale=lm_scale,
+                am_only_scale=am_scale,
+                boundary=boundary,
+                reduction="none",
+                return_grad=True,
+            )
         ranges = self._rnnt.get_rnnt_prune_ranges(px_grad, py_grad, boundary, prune_range)
         return simple_loss, ranges
 
@@ -349,9 +352,12 @@ class Transducer(nn.Module):
         )
 
     def _loss_of_pruned_logits(self, logits, symbols, ranges, boundary) -> torch.Tensor:
-        return self._rnnt.rnnt_loss_pruned(
-            logits.float(), symbols, ranges, self.config.blank_id, boundary, reduction="none"
-        )
+        # The losses run in float32 under --use-fp16/--use-bf16 autocast: their log-sum-exp
+        # recursions lose the alignment mass in half precision.
+        with float32_region(logits.device.type):
+            return self._rnnt.rnnt_loss_pruned(
+                logits.float(), symbols, ranges, self.config.blank_id, boundary, reduction="none"
+            )
 
     def ctc_log_probs(
         self, encoder_out: torch.Tensor, head_bits: int = FLOAT_BITS, annealing: Optional[Annealing] = None
@@ -360,7 +366,9 @@ class Transducer(nn.Module):
         layer at ``head_bits``."""
         if self.ctc_output is None:
             raise ValueError("this model has no CTC head (trained without --use-ctc)")
-        return run_at_bits(self.ctc_output, encoder_out, head_bits, annealing).float().log_softmax(-1)
+        logits = run_at_bits(self.ctc_output, encoder_out, head_bits, annealing)
+        with float32_region(logits.device.type):
+            return logits.float().log_softmax(-1)
 
     def ctc_loss(
         self, log_probs: torch.Tensor, encoder_out_lens: torch.Tensor, labels: List[List[int]]
@@ -371,15 +379,16 @@ class Transducer(nn.Module):
         target_lens = torch.tensor([len(y) for y in labels], dtype=torch.long, device=device)
         # Infinite losses (too few frames for the labels) are kept so the trainer can
         # report and drop those utterances instead of silently zeroing them.
-        return F.ctc_loss(
-            log_probs.transpose(0, 1),
-            targets,
-            encoder_out_lens,
-            target_lens,
-            blank=self.config.blank_id,
-            reduction="none",
-            zero_infinity=False,
-        )
+        with float32_region(device.type):
+            return F.ctc_loss(
+                log_probs.float().transpose(0, 1),
+                targets,
+                encoder_out_lens,
+                target_lens,
+                blank=self.config.blank_id,
+                reduction="none",
+                zero_infinity=False,
+            )
 
     def transducer_loss(
         self,

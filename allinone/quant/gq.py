@@ -295,7 +295,7 @@ def init_centroids(
         raise ValueError(f"GQ supports 1..{MAX_BITS} bits, got {bits}")
     k = 2**bits
     if method == "linspace":
-        return torch.linspace(-1.0 + 1.0 / k, 1.0 - 1.0 / k, k)
+        return torch.linspace(-1.0 + 1.0 / k, 1.0 - 1.0 / k, k, device=weight.device)
     if method != "quantile":
         raise ValueError(f"unknown init method {method!r}; expected one of {INIT_METHODS}")
     if weight.numel() == 0:
@@ -304,7 +304,7 @@ def init_centroids(
     u = compand(w / weight_scale(w), mu).reshape(-1).sort().values
     # Linear interpolation between order statistics (torch.quantile's default, which
     # refuses inputs above 2^24 elements).
-    pos = (torch.arange(k, dtype=torch.float64) + 0.5) / k * (u.numel() - 1)
+    pos = (torch.arange(k, dtype=torch.float64, device=u.device) + 0.5) / k * (u.numel() - 1)
     lo = pos.floor().long()
     hi = pos.ceil().long()
     q = u[lo] + (pos - lo) * (u[hi] - u[lo])

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from allinone.quant.annealing import TRAINING_DEFAULT, Annealing
 from allinone.quant.quantizer import QUANT_BITS, QuantConfig, Quantizer, make_quantizer
 from allinone.subnet import FLOAT_BITS, MIXED_BITS
+from allinone.utils.device import float32_region
 
 __all__ = [
     "QUANT_BITS",
@@ -145,11 +146,15 @@ class QuantizedWeightMixin:
             return w
         concrete = self.resolve_bits(bits)
         annealing = self.effective_annealing(annealing)
-        if concrete is None:
-            return self._blend(w, out_units, in_units, annealing)
         if concrete == FLOAT_BITS:
             return w
-        return self.quantizer.fake_quant(w, concrete, out_units, in_units, annealing=annealing)
+        # Quantization runs in float32 under autocast: step sizes, GQ's softmax over
+        # centroids and the Gumbel-softmax bit choice need more than half precision's
+        # 11 significant bits (an 8-bit grid plus its gradient leaves none to spare).
+        with float32_region(w.device.type):
+            if concrete is None:
+                return self._blend(w, out_units, in_units, annealing)
+            return self.quantizer.fake_quant(w, concrete, out_units, in_units, annealing=annealing)
 
     def weight_storage_bits(self, bits: int, out_units=None, in_units=None) -> int:
         """Bits to store the (sliced) weight at ``bits``: codes plus scales or codebook."""

@@ -42,6 +42,17 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig.from_flat(model=parse_model_overrides(args.model), **flat)
 
 
+def train_main(defaults: Dict[str, Any], description: str) -> None:
+    """The whole ``train.py`` of a recipe: its flags (with the recipe's ``defaults``), then training."""
+    from allinone.training.launch import train
+
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_train_arguments(parser, defaults)
+    train(config_from_args(parser.parse_args()))
+
+
 def recipe_defaults(train_script: Path) -> Dict[str, Any]:
     """``RECIPE_DEFAULTS`` of a recipe's ``train.py``, so its benchmark scripts share one source of truth."""
     spec = importlib.util.spec_from_file_location("recipe_train", Path(train_script))

@@ -15,6 +15,7 @@ from allinone.nn.ffn_order import UNIT_ORDERS
 from allinone.nn.model import ModelConfig
 from allinone.subnet import SubnetConfig, SubnetError, full_subnet, parse_subnets
 from allinone.training.nested import POLICIES
+from allinone.utils.device import DEVICES, amp_dtype
 from allinone.utils.options import option
 
 # ModelConfig fields the run decides itself (from the BPE model, the heads it trains and
@@ -37,8 +38,18 @@ class RunOptions:
         0, "resume from checkpoint-N.pt (N = global batch index) at the next unseen batch"
     )
     seed: int = option(42, "seed of initialisation, data order, augmentation and subnet draws")
-    world_size: int = option(1, "number of data-parallel processes (gloo on CPU, nccl on GPU)")
+    world_size: int = option(
+        1,
+        "data-parallel processes spawned on this machine (gloo on CPU, nccl on GPU); under torchrun "
+        "its WORLD_SIZE is used instead",
+    )
     master_port: int = option(12354, "port of the process group's rendezvous on this machine")
+    device: str = option("auto", "where to train: cuda (one GPU per process), cpu, or auto", choices=DEVICES)
+    use_fp16: bool = option(
+        False,
+        "float16 autocast with a dynamic gradient scaler (losses, quantizer steps, centroids stay float32)",
+    )
+    use_bf16: bool = option(False, "bfloat16 autocast (no gradient scaler needed); excludes --use-fp16")
     save_every_n: int = option(100, "write checkpoint-<global batch>.pt every N batches (0: never)")
     keep_last_k: int = option(5, "keep only the newest K checkpoint-*.pt files")
     log_interval: int = option(20, "log the running losses every N batches")
@@ -56,9 +67,21 @@ class DataOptions:
     manifest_dir: Path = option(Path("data/fbank"), "directory of the cut manifests with features")
     train_cuts: str = option("cuts_train.jsonl.gz", "training cuts, relative to --manifest-dir")
     valid_cuts: str = option("cuts_dev.jsonl.gz", "validation cuts, relative to --manifest-dir")
-    max_duration: float = option(120.0, "seconds of audio per batch")
+    max_duration: float = option(120.0, "seconds of audio per batch (per process)")
     num_buckets: int = option(10, "duration buckets of the training sampler")
     num_workers: int = option(1, "data-loader worker processes")
+    on_the_fly_feats: bool = option(
+        False, "compute fbank from the audio in the data loader instead of reading stored features"
+    )
+    perturb_speed: bool = option(
+        False,
+        "on-the-fly speed perturbation (0.9x / 1.1x, each with chance 1/3); needs --on-the-fly-feats "
+        "(stored features are perturbed at preparation time instead)",
+    )
+    enable_musan: bool = option(
+        False, "mix MUSAN noise into training cuts (lhotse CutMix, SNR 10-20 dB, p 0.5)"
+    )
+    musan_cuts: Path = option(Path("data/fbank/musan_cuts.jsonl.gz"), "MUSAN cut set for --enable-musan")
     sortagrad_epochs: int = option(
         1, "epochs (from the first) whose batches go from short to long utterances"
     )
@@ -223,6 +246,12 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=lambda: ModelConfig(vocab_size=0))
 
     def __post_init__(self) -> None:
+        amp_dtype(self.run.use_fp16, self.run.use_bf16)  # both set is an error
+        if self.data.perturb_speed and not self.data.on_the_fly_feats:
+            raise ValueError(
+                "--perturb-speed true needs --on-the-fly-feats true; with stored features, perturb at "
+                "preparation time (compute_fbank.py --perturb-speed-splits)"
+            )
         # Checked here: an impossible grid fails before anything is built.
         self.grid: Tuple[SubnetConfig, ...] = tuple(self._parse_grid())
         self.warmup: Optional[SubnetConfig] = self._parse_warmup()

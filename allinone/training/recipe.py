@@ -14,6 +14,7 @@ OPTIMISATION_KEYS = (
     "spec_augment", "base_lr", "warmup_batches", "lr_batches", "lr_epochs", "weight_decay",
     "clip_grad_norm", "average_period", "prune_range", "lm_scale", "am_scale",
     "simple_loss_scale", "warm_step", "use_transducer", "use_ctc", "ctc_loss_scale",
+    "use_fp16", "use_bf16", "on_the_fly_feats", "perturb_speed", "enable_musan",
 )  # fmt: skip
 
 # Plus the data, the starting point and the model: the recipe two compared runs share.
@@ -46,6 +47,11 @@ LEGACY_DEFAULTS = {
     "mp_finalise_batch": 0,
     "teacher_checkpoint": "",
     "unfold_relax": False,
+    "use_fp16": False,
+    "use_bf16": False,
+    "on_the_fly_feats": False,
+    "perturb_speed": False,
+    "enable_musan": False,
 }
 
 

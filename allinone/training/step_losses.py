@@ -61,15 +61,23 @@ class LossAssembler:
         plan: the nested plan (which subnets a step runs, distillation).
         tokenizer: turns transcripts into labels.
         teacher: a frozen external teacher (every subnet is then a student), or None.
+        device: where the model runs; batches are moved there after augmentation (which
+            draws its masks from the CPU generator, the stream a checkpoint saves).
     """
 
     def __init__(
-        self, cfg: TrainConfig, plan: NestedPlan, tokenizer: BpeTokenizer, teacher: Optional[nn.Module]
+        self,
+        cfg: TrainConfig,
+        plan: NestedPlan,
+        tokenizer: BpeTokenizer,
+        teacher: Optional[nn.Module],
+        device: Optional[torch.device] = None,
     ):
         self.cfg = cfg
         self.plan = plan
         self.tokenizer = tokenizer
         self.teacher = teacher
+        self.device = device or torch.device("cpu")
 
     def _loss_kwargs(self) -> Dict:
         loss = self.cfg.loss
@@ -88,6 +96,8 @@ class LossAssembler:
         features = batch.features
         if train and self.cfg.data.spec_augment:
             features = spec_augment(features, batch.feature_lens, SpecAugmentConfig())
+        features = features.to(self.device, non_blocking=True)
+        feature_lens = batch.feature_lens.to(self.device)
         subnets = self.plan.select(step, self.cfg.run.seed) if train else self.plan.subnets
         distill = train and self.plan.distills_at(step)
         targets = None
@@ -95,7 +105,7 @@ class LossAssembler:
             with torch.no_grad():
                 _, targets = self.teacher(
                     features,
-                    batch.feature_lens,
+                    feature_lens,
                     labels,
                     subnet=full_subnet(self.teacher.config.num_layers),
                     return_targets=True,
@@ -103,7 +113,7 @@ class LossAssembler:
                 )
         per_subnet = module(
             features,
-            batch.feature_lens,
+            feature_lens,
             labels,
             subnets=subnets,
             distill=distill,
@@ -111,7 +121,7 @@ class LossAssembler:
             annealing=annealing,
             **self._loss_kwargs(),
         )
-        return StepLosses(per_subnet, subsampled_lengths(batch.feature_lens), batch, labels)
+        return StepLosses(per_subnet, subsampled_lengths(feature_lens), batch, labels)
 
     def head_weights(self, step: Optional[int]) -> Dict[str, float]:
         """Weight of each head's loss at ``step`` (None: validation, i.e. after warm-up)."""

@@ -22,7 +22,14 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from allinone.checkpoint.averaging import update_running_average
 from allinone.checkpoint.io import get_rng_state, set_rng_state
 from allinone.checkpoint.record import CheckpointRecord, SamplerPosition, read_record
-from allinone.data.datamodule import AsrDataModule, load_training_cuts
+from allinone.data.datamodule import (
+    AsrDataModule,
+    FilterStats,
+    load_musan,
+    load_training_cuts,
+    log_filter_stats,
+    sampler_settings,
+)
 from allinone.data.tokenizer import BpeTokenizer
 from allinone.deploy.accounting import subnet_footprint
 from allinone.nn.build import build_model
@@ -31,14 +38,20 @@ from allinone.training.bad_batches import BadBatchGuard, TooManyBadBatches
 from allinone.training.checkpointing import CheckpointWriter, check_resumable, plan_signature, resume_path
 from allinone.training.compression import Compression
 from allinone.training.config import TrainConfig
+from allinone.training.grad_scale import make_grad_scaler, nudge_grad_scale
 from allinone.training.nested import NestedLoss, NestedPlan, order_by_size, parse_subnet_weights
 from allinone.training.progress import EpochProgress, log_validation
 from allinone.training.schedule import WarmupDecaySchedule
 from allinone.training.step_losses import LossAssembler, global_frame_loss
 from allinone.unfold import statistics_keys
-from allinone.utils.dist import all_reduce_sum
+from allinone.utils.device import amp_dtype, autocast
+from allinone.utils.dist import all_reduce_sum, gather_objects
 
 __all__ = ["Trainer", "TooManyBadBatches"]
+
+
+# Seed offset between ranks: far apart, so no rank's epoch seeds meet another's.
+RANK_SEED_STRIDE = 1_000_003
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -48,9 +61,11 @@ def _unwrap(model: nn.Module) -> nn.Module:
 class Trainer:
     """Runs ``TrainConfig`` on one process of a (possibly data-parallel) job."""
 
-    def __init__(self, cfg: TrainConfig, rank: int = 0):
+    def __init__(self, cfg: TrainConfig, rank: int = 0, device: Optional[torch.device] = None):
         self.cfg = cfg
         self.rank = rank
+        self.device = device or torch.device("cpu")
+        self.amp_dtype = amp_dtype(cfg.run.use_fp16, cfg.run.use_bf16)
         self.exp_dir = Path(cfg.run.exp_dir)
         self.tokenizer = BpeTokenizer(cfg.data.bpe_model)
         self._check_warmup()
@@ -68,7 +83,9 @@ class Trainer:
             raise ValueError(
                 "--teacher-checkpoint needs --distill true (the teacher only provides KL targets)"
             )
-        self.losses = LossAssembler(cfg, self.plan, self.tokenizer, self.compression.teacher)
+        if self.compression.teacher is not None:
+            self.compression.teacher.to(self.device)
+        self.losses = LossAssembler(cfg, self.plan, self.tokenizer, self.compression.teacher, self.device)
         self.train_module: nn.Module = NestedLoss(self.model)
         self.bad_batches = BadBatchGuard(self.exp_dir, rank, cfg.run.max_consecutive_bad_batches)
         self.writer = CheckpointWriter(self.exp_dir, rank, cfg.run.keep_last_k)
@@ -77,7 +94,11 @@ class Trainer:
         self.train_seconds = 0.0
         self.train_cpu_seconds = 0.0
         self._epoch_clock: Optional[tuple] = None  # (wall, cpu) start of the running epoch
+        # The running average stays on the CPU (it is only read when saving), the live model
+        # moves to the run's device before the optimizer is built on its parameters.
         self.model_avg = copy.deepcopy(self.model) if rank == 0 else None
+        self.model.to(self.device)
+        self.scaler = make_grad_scaler(self.device, enabled=cfg.run.use_fp16)
         self.optimizer = torch.optim.AdamW(
             self._param_groups(), lr=cfg.optim.base_lr, betas=(0.9, 0.98), weight_decay=cfg.optim.weight_decay
         )
@@ -91,6 +112,9 @@ class Trainer:
         self.resume_epoch = cfg.run.start_epoch
         self.resume_skip = 0
         self._rng_to_restore = None
+        self._saved_sampler_settings: Optional[Dict] = None
+        self.train_sampler = None
+        self.train_filter_stats = FilterStats()
 
     def _plan(self) -> NestedPlan:
         n = self.cfg.nested
@@ -143,7 +167,7 @@ class Trainer:
         wall, cpu = self._epoch_clock
         return self.train_seconds + time.time() - wall, self.train_cpu_seconds + time.process_time() - cpu
 
-    def _record(self, epoch: int, batches_done: int) -> CheckpointRecord:
+    def _record(self, epoch: int, batches_done: int, rng_states: List[Dict]) -> CheckpointRecord:
         wall, cpu = self._seconds_so_far()
         cfg = self.cfg
         return CheckpointRecord(
@@ -156,9 +180,16 @@ class Trainer:
             average_period=cfg.optim.average_period,
             optimizer=self.optimizer.state_dict(),
             schedule=self.schedule.state_dict(),
-            rng=get_rng_state(),
+            rng=rng_states[0],
+            rng_other_ranks=rng_states[1:] or None,
+            grad_scaler=self.scaler.state_dict() if self.scaler.is_enabled() else None,
             sampler=SamplerPosition(
-                epoch, batches_done, cfg.run.seed, cfg.run.world_size, cfg.data.max_duration
+                epoch,
+                batches_done,
+                cfg.run.seed,
+                cfg.run.world_size,
+                cfg.data.max_duration,
+                sampler_settings(self.train_sampler) if self.train_sampler is not None else None,
             ),
             best_valid_loss=self.best_valid_loss,
             train_seconds=wall,
@@ -169,8 +200,10 @@ class Trainer:
         )
 
     def _save(self, name: str, epoch: int, batches_done: int) -> None:
+        """Write a record on rank 0; every rank calls it (each rank's RNG streams go in)."""
+        rng_states = gather_objects(get_rng_state())
         if self.rank == 0:
-            self.writer.save(name, self._record(epoch, batches_done))
+            self.writer.save(name, self._record(epoch, batches_done, rng_states))
 
     def resume(self) -> None:
         """Load the checkpoint named by ``--start-batch`` or ``--start-epoch``, if any."""
@@ -179,10 +212,12 @@ class Trainer:
             return
         rec = read_record(path)
         check_resumable(rec, self.cfg, self.model_cfg, self._signature())
-        self.model.load_state_dict(rec.model)
+        _unwrap(self.model).load_state_dict(rec.model)
         if self.model_avg is not None and rec.model_avg is not None:
             self.model_avg.load_state_dict(rec.model_avg)
         self.optimizer.load_state_dict(rec.optimizer)
+        if rec.grad_scaler is not None and self.scaler.is_enabled():
+            self.scaler.load_state_dict(rec.grad_scaler)
         self.schedule.load_state_dict(rec.schedule)
         self.batch_idx_train = rec.batch_idx_train
         self.best_valid_loss = rec.best_valid_loss
@@ -195,6 +230,14 @@ class Trainer:
         # Restored just before the first step (see ``run``): building the data pipeline
         # may draw random numbers, which must not shift the saved streams.
         self._rng_to_restore = rec.rng
+        if self.rank > 0:
+            if rec.rng_other_ranks is not None and len(rec.rng_other_ranks) >= self.rank:
+                self._rng_to_restore = rec.rng_other_ranks[self.rank - 1]
+            else:
+                logging.warning(
+                    f"{path} holds rank 0's RNG streams only; rank {self.rank} continues with them"
+                )
+        self._saved_sampler_settings = rec.sampler.sampler_state
         logging.info(
             f"resumed from {path}: epoch {self.resume_epoch}, {self.resume_skip} batches of it done, "
             f"global batch {self.batch_idx_train}"
@@ -217,7 +260,8 @@ class Trainer:
         step = self.batch_idx_train
         self.schedule.step_batch(step)
         annealing = self.compression.annealing_at(step)
-        out = self.losses.compute(self.train_module, batch, step, train=True, annealing=annealing)
+        with autocast(self.device, self.amp_dtype):
+            out = self.losses.compute(self.train_module, batch, step, train=True, annealing=annealing)
         per_utt, finite = self.losses.combine(out.per_subnet, step)
         self.bad_batches.check(finite, out.batch, out.labels, step, epoch)
         loss = global_frame_loss(per_utt, out.frames, finite, cfg.run.world_size)
@@ -225,10 +269,16 @@ class Trainer:
         if extra is not None:
             loss = loss + extra
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        # Without --use-fp16 the scaler is a pass-through: plain backward and step.
+        self.scaler.scale(loss).backward()
         if cfg.optim.clip_grad_norm > 0:
+            self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.clip_grad_norm)
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        grad_scale = nudge_grad_scale(self.scaler, step)
+        if self.scaler.is_enabled():
+            extra_logs = {**extra_logs, "grad_scale": grad_scale}
         if self.model_avg is not None and step % cfg.optim.average_period == 0:
             update_running_average(self.model_avg, _unwrap(self.model), step, cfg.optim.average_period)
         if self.compression.finalises_after(step):
@@ -240,6 +290,7 @@ class Trainer:
         self.model.train()
         skip = self.resume_skip if epoch == self.resume_epoch else 0
         progress = EpochProgress()
+        filter_before = FilterStats(**vars(self.train_filter_stats))
         self._epoch_clock = (progress.start, time.process_time())
         for batch_idx, batch in enumerate(loader, start=skip):
             if cfg.data.max_batches_per_epoch and batch_idx >= cfg.data.max_batches_per_epoch:
@@ -258,6 +309,10 @@ class Trainer:
         self.train_seconds, self.train_cpu_seconds = self._seconds_so_far()
         self._epoch_clock = None
         if self.rank == 0:
+            # The training cuts are filtered as they stream past, so the counts are one pass's.
+            log_filter_stats(
+                f"{cfg.data.train_cuts} (epoch {epoch})", self.train_filter_stats.since(filter_before)
+            )
             logging.info(
                 f"epoch {epoch} done in {progress.elapsed():.1f}s: "
                 f"train loss/frame {progress.loss_per_frame():.4f}, "
@@ -271,7 +326,10 @@ class Trainer:
         names = [s.name for s in self.plan.subnets]
         tot = torch.zeros(len(names) + 1)
         for batch in loader:
-            out = self.losses.compute(_unwrap(self.train_module), batch, self.batch_idx_train, train=False)
+            with autocast(self.device, self.amp_dtype):
+                out = self.losses.compute(
+                    _unwrap(self.train_module), batch, self.batch_idx_train, train=False
+                )
             _, finite = self.losses.combine(out.per_subnet, None)
             sums = self.losses.validation_sums(out.per_subnet, finite)
             for i, name in enumerate(names):
@@ -285,24 +343,48 @@ class Trainer:
     def _data(self):
         """(data module, training sampler, sorted sampler or None, validation loader)."""
         cfg = self.cfg
-        train_cuts = load_training_cuts(cfg.data.manifest_dir, cfg.data.train_cuts, self.tokenizer)
-        valid_cuts = load_training_cuts(
-            cfg.data.manifest_dir, cfg.data.valid_cuts, self.tokenizer, allow_empty=True
+        d = cfg.data
+        train_cuts, self.train_filter_stats = load_training_cuts(
+            d.manifest_dir, d.train_cuts, self.tokenizer, on_the_fly_feats=d.on_the_fly_feats
+        )
+        valid_cuts, _ = load_training_cuts(
+            d.manifest_dir,
+            d.valid_cuts,
+            self.tokenizer,
+            allow_empty=True,
+            on_the_fly_feats=d.on_the_fly_feats,
         )
         dm = AsrDataModule(
-            cfg.data.max_duration,
-            cfg.data.num_buckets,
-            cfg.data.num_workers,
+            d.max_duration,
+            d.num_buckets,
+            d.num_workers,
             cfg.run.seed,
             cfg.run.world_size,
             self.rank,
+            on_the_fly_feats=d.on_the_fly_feats,
+            perturb_speed=d.perturb_speed,
+            musan=load_musan(d.musan_cuts) if d.enable_musan else None,
         )
-        sorted_sampler = dm.sorted_sampler(train_cuts) if cfg.data.sortagrad_epochs > 0 else None
-        return dm, dm.train_sampler(train_cuts), sorted_sampler, dm.eval_dataloader(valid_cuts)
+        sorted_sampler = dm.sorted_sampler(train_cuts) if d.sortagrad_epochs > 0 else None
+        self.train_sampler = dm.train_sampler(train_cuts)
+        self._check_sampler_settings()
+        return dm, self.train_sampler, sorted_sampler, dm.eval_dataloader(valid_cuts.to_eager())
+
+    def _check_sampler_settings(self) -> None:
+        """A resumed run's sampler must order the data as the checkpoint's did."""
+        saved, now = self._saved_sampler_settings, sampler_settings(self.train_sampler)
+        if saved is None:
+            return
+        changed = {k: (saved[k], now.get(k)) for k in saved if saved[k] != now.get(k)}
+        if changed:
+            what = ", ".join(f"{k} {a!r} (now {b!r})" for k, (a, b) in changed.items())
+            raise ValueError(f"the checkpoint's training sampler had {what}: resume with the same data flags")
 
     def _log_start(self) -> None:
         num_params = sum(p.numel() for p in _unwrap(self.model).parameters())
         logging.info(f"model: {num_params / 1e6:.2f}M parameters; config {self.model_cfg.to_dict()}")
+        precision = {None: "float32", torch.float16: "float16 autocast", torch.bfloat16: "bfloat16 autocast"}
+        logging.info(f"device {self.device}, {precision[self.amp_dtype]}")
         logging.info(
             f"subnets (largest first): {[s.name for s in self.plan.subnets]}; policy "
             f"{self.plan.effective_policy()}, distill {self.plan.distill}"
@@ -330,7 +412,8 @@ class Trainer:
         if cfg.run.world_size > 1:
             # Quantizer steps of bit-widths a step does not run (and sandwich-skipped
             # subnets' steps) get no gradient, so DDP must look for unused parameters.
-            self.train_module = DDP(self.train_module, find_unused_parameters=True)
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.train_module = DDP(self.train_module, device_ids=device_ids, find_unused_parameters=True)
         if self.rank == 0 and cfg.run.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -342,8 +425,9 @@ class Trainer:
             set_rng_state(self._rng_to_restore)
         for epoch in range(self.resume_epoch, cfg.run.num_epochs + 1):
             if not (mid_epoch_resume and epoch == self.resume_epoch):
-                # Seeding per epoch makes a resume from epoch-N.pt match an uninterrupted run.
-                torch.manual_seed(cfg.run.seed + epoch)
+                # Seeding per epoch makes a resume from epoch-N.pt match an uninterrupted run;
+                # the other ranks get their own streams (their SpecAugment masks differ).
+                torch.manual_seed(cfg.run.seed + epoch + RANK_SEED_STRIDE * self.rank)
             self.schedule.step_epoch(epoch - 1)
             skip = self.resume_skip if epoch == self.resume_epoch else 0
             epoch_sampler = sorted_sampler if epoch <= cfg.data.sortagrad_epochs else sampler

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from allinone.decoding.recipe import DecodeOptions
+from allinone.decoding.recipe import DecodeOptions, decode_parser
 
 DECODE_PY = Path(__file__).resolve().parents[2] / "egs/synth_digits/ASR/conformer_transducer/decode.py"
 
@@ -15,7 +15,7 @@ def parser():
     spec = importlib.util.spec_from_file_location("decode_script", DECODE_PY)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.get_parser()
+    return decode_parser(module.DECODE_DEFAULTS)
 
 
 def test_flag_defaults_are_the_options_defaults(parser):

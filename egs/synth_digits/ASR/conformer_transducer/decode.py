@@ -40,29 +40,10 @@ subnet the parameters used, stored bytes, compression ratio against the float fu
 model, WER per test set and the real-time factor (--num-threads, default one thread).
 """
 
-import argparse
+from allinone.decoding.recipe import decode_main
 
-from allinone.decoding.recipe import DecodeOptions, decode_recipe
-from allinone.decoding.subnet_report import format_subnet_table
-from allinone.utils.options import add_dataclass_arguments
-
-
-def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_dataclass_arguments(parser, DecodeOptions)
-    return parser
-
-
-def main() -> None:
-    parser = get_parser()
-    try:
-        options = DecodeOptions.from_args(parser.parse_args())
-    except ValueError as e:
-        parser.error(str(e))
-    print(format_subnet_table(decode_recipe(options)))
-
+# DecodeOptions' defaults are this corpus's names (synth_digits_cuts, test-seen/test-unseen).
+DECODE_DEFAULTS = {}
 
 if __name__ == "__main__":
-    main()
+    decode_main(DECODE_DEFAULTS, __doc__)

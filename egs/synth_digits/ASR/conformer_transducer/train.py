@@ -21,11 +21,10 @@ Outputs in --exp-dir: epoch-N.pt, checkpoint-N.pt, best-valid-loss.pt, log/log-t
 tensorboard/.
 """
 
-import argparse
 from pathlib import Path
 
-from allinone.training.cli import add_train_arguments, config_from_args
-from allinone.training.launch import train
+from allinone.nn.presets import model_preset
+from allinone.training.cli import train_main
 
 RECIPE_DEFAULTS = {
     "exp_dir": Path("conformer_transducer/exp"),
@@ -40,24 +39,9 @@ RECIPE_DEFAULTS = {
     "warmup_batches": 100,
     "max_duration": 60.0,
     "use_ctc": True,
-    "model": {
-        "d_model": 144,
-        "num_layers": 6,
-        "num_heads": 4,
-        "ffn_dim": 576,
-        "kernel_size": 15,
-        "dropout": 0.0,
-    },
+    "model": model_preset("conformer-digits"),
 }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_train_arguments(parser, RECIPE_DEFAULTS)
-    train(config_from_args(parser.parse_args()))
-
-
 if __name__ == "__main__":
-    main()
+    train_main(RECIPE_DEFAULTS, __doc__)

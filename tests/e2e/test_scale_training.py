@@ -73,3 +73,20 @@ def test_fp16_and_bf16_together_are_refused(tiny_corpus, tmp_path):
     cmd = train_cmd(root, lang, tmp_path / "exp", "--use-fp16", "true", "--use-bf16", "true")
     out = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=120)
     assert out.returncode != 0 and "--use-fp16 and --use-bf16 exclude each other" in out.stderr
+
+
+def test_a_nested_mixed_precision_search_with_distillation_trains_under_ddp(tiny_corpus, tmp_path):
+    # Subnets that skip layers, bit-widths a step does not run and the search's logits all
+    # leave parameters without gradient in some steps: DDP must look for them every step.
+    root, lang = tiny_corpus
+    exp = tmp_path / "exp"
+    cmd = _two_process_cmd(
+        root, lang, exp, "--num-epochs", "1", "--subnets", "d2-w1.0-b32,d2-w1.0-bmix,d1-w0.5-b4",
+        "--distill", "true", "--mp-target-bits", "4", "--mp-anneal-batches", "1",
+        "--model", "mp_candidates=2,4,8",
+    )  # fmt: skip
+    run(cmd)
+    state = torch.load(exp / "epoch-1.pt", weights_only=False)
+    assert state["subnets"][0] == "d2-w1.0-b32" and len(state["subnets"]) == 3
+    finalised = [v for k, v in state["model"].items() if k.endswith(".mp_bits")]
+    assert finalised and all(int(b) in (2, 4, 8) for b in finalised)

@@ -85,7 +85,8 @@ def compute_split(args: argparse.Namespace, split: str, recordings, supervisions
     cuts_path = args.output_dir / f"{args.prefix}_cuts_{split}.jsonl.gz"
     cuts = CutSet.from_manifests(recordings=recordings, supervisions=supervisions)
     if args.trim_to_supervisions:
-        cuts = cuts.trim_to_supervisions(keep_overlapping=False, keep_all_channels=False)
+        # lhotse trims lazily; feature extraction splits the set over jobs, which needs it eager
+        cuts = cuts.trim_to_supervisions(keep_overlapping=False, keep_all_channels=False).to_eager()
     if args.resample:
         cuts = cuts.resample(args.sampling_rate)
     if split in args.perturb_speed_splits:

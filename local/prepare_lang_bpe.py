@@ -13,6 +13,9 @@ Outputs:
 * ``words.txt``   -- ``<eps>`` 0, the sorted words, then ``#0``, ``<s>``, ``</s>``;
 * ``lexicon.txt`` -- ``WORD piece1 piece2 ...``.
 
+``--extra-text`` adds the words of more text files (an LM's extra training text, such as
+Switchboard's Fisher transcripts) to words.txt and lexicon.txt.
+
 Usage:
 
     python ../../../local/prepare_lang_bpe.py --lang-dir data/lang_bpe_64
@@ -40,6 +43,13 @@ def get_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--lang-dir", type=Path, required=True, help="directory with bpe.model and transcript_words.txt"
     )
+    p.add_argument(
+        "--extra-text",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="more transcripts whose words join the lexicon (e.g. an LM's extra training text)",
+    )
     return p.parse_args(argv)
 
 
@@ -50,12 +60,15 @@ def main(argv=None) -> None:
     args = get_args(argv)
     model = args.lang_dir / "bpe.model"
     transcript = args.lang_dir / "transcript_words.txt"
-    for path in (model, transcript):
+    for path in (model, transcript, *args.extra_text):
         if not path.is_file():
             raise SystemExit(f"required file not found: {path}")
     sp = spm.SentencePieceProcessor(model_file=str(model))
-    with open(transcript, encoding="utf-8") as f:
-        words = collect_words(f)
+    words = []
+    for path in (transcript, *args.extra_text):
+        with open(path, encoding="utf-8") as f:
+            words += collect_words(f)
+    words = sorted(set(words))
     if not words:
         raise SystemExit(f"{transcript} contains no words")
     try:

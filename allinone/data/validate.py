@@ -10,6 +10,7 @@ id and audio file.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Iterable, List, Optional
 
@@ -19,6 +20,7 @@ __all__ = [
     "ManifestError",
     "check_recording",
     "check_supervision",
+    "sphere_sampling_rate",
     "validate_manifests",
 ]
 
@@ -49,6 +51,32 @@ def _file_sources(recording) -> List[str]:
     return [s.source for s in recording.sources if s.type == "file"]
 
 
+def sphere_sampling_rate(path: Path) -> int:
+    """The ``sample_rate`` field of a NIST SPHERE header (LDC's ``.sph`` files).
+
+    Read from the header alone: Switchboard's files are shorten-compressed mu-law, which
+    soundfile cannot open; lhotse reads their samples through ``sph2pipe``.
+
+    Raises:
+        ValueError: the file does not start with a SPHERE header or the header has no rate.
+    """
+    with open(path, "rb") as f:
+        magic = f.read(16).split()
+        if len(magic) < 2 or magic[0] != b"NIST_1A":
+            raise ValueError("not a NIST SPHERE file (no NIST_1A header)")
+        header = f.read(int(magic[1]) - 16).decode("ascii", errors="replace")
+    m = re.search(r"^sample_rate\s+-i\s+(\d+)", header, flags=re.MULTILINE)
+    if m is None:
+        raise ValueError("SPHERE header has no sample_rate field")
+    return int(m.group(1))
+
+
+def _file_sampling_rate(path: str) -> int:
+    if path.lower().endswith(".sph"):
+        return sphere_sampling_rate(Path(path))
+    return sf.info(path).samplerate
+
+
 def check_recording(recording, expected_sampling_rate: Optional[int] = 16000) -> List[str]:
     """Problems with one recording (empty list when it is fine).
 
@@ -70,16 +98,16 @@ def check_recording(recording, expected_sampling_rate: Optional[int] = 16000) ->
             problems.append(f"recording '{rid}': audio file is missing: {path}")
             continue
         try:
-            info = sf.info(path)
-        except RuntimeError as e:  # soundfile raises RuntimeError on unreadable files
+            file_rate = _file_sampling_rate(path)
+        except (RuntimeError, ValueError) as e:  # soundfile raises RuntimeError on unreadable files
             problems.append(f"recording '{rid}': cannot read audio file {path}: {e}")
             continue
         # A wrong manifest rate was reported above; only a file that disagrees
         # with a correct manifest is a separate problem.
-        if sr_ok and expected_sampling_rate is not None and info.samplerate != expected_sampling_rate:
+        if sr_ok and expected_sampling_rate is not None and file_rate != expected_sampling_rate:
             problems.append(
                 f"recording '{rid}': audio file {path} has sample rate "
-                f"{info.samplerate} Hz, expected {expected_sampling_rate} Hz"
+                f"{file_rate} Hz, expected {expected_sampling_rate} Hz"
             )
     return problems
 

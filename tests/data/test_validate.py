@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 from lhotse import AudioSource, Recording, RecordingSet, SupervisionSegment, SupervisionSet
 
-from allinone.data.validate import ManifestError, check_recording, validate_manifests
+from allinone.data.validate import ManifestError, check_recording, sphere_sampling_rate, validate_manifests
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -128,3 +128,33 @@ def test_compute_fbank_writes_80_dim_cuts(tmp_path):
         assert feats.shape[1] == 80 and abs(feats.shape[0] - round(cut.duration * 100)) <= 2
         assert cut.supervisions[0].text == "ONE TWO"
     cf.main(argv)  # existing cut set: skipped, not an error
+
+
+def _sphere(path: Path, header_fields: str, header_size: int = 1024) -> Path:
+    head = f"NIST_1A\n{header_size:7d}\n{header_fields}end_head\n".encode()
+    path.write_bytes(head + b" " * (header_size - len(head)) + bytes(800))
+    return path
+
+
+def test_sphere_rate_is_read_from_the_header_of_a_file_soundfile_cannot_open(tmp_path):
+    # Switchboard's files are shorten-compressed mu-law: soundfile refuses them, the header is enough.
+    fields = "sample_rate -i 8000\nchannel_count -i 2\nsample_coding -s26 ulaw,embedded-shorten-v2.00\n"
+    path = _sphere(tmp_path / "sw02001.sph", fields)
+    assert sphere_sampling_rate(path) == 8000
+    rec = Recording(
+        id="sw02001", sources=[AudioSource(type="file", channels=[0, 1], source=str(path))],
+        sampling_rate=8000, num_samples=400, duration=0.05,
+    )  # fmt: skip
+    assert check_recording(rec, expected_sampling_rate=8000) == []
+    assert "expected 16000 Hz" in check_recording(rec, expected_sampling_rate=16000)[0]
+
+
+def test_a_sph_file_without_a_sphere_header_is_named(tmp_path):
+    path = tmp_path / "bad.sph"
+    path.write_bytes(b"RIFF....WAVE")
+    rec = Recording(
+        id="bad", sources=[AudioSource(type="file", channels=[0], source=str(path))],
+        sampling_rate=8000, num_samples=8, duration=0.001,
+    )  # fmt: skip
+    (problem,) = check_recording(rec, expected_sampling_rate=8000)
+    assert str(path) in problem and "NIST SPHERE" in problem

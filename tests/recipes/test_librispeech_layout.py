@@ -5,10 +5,6 @@ The tree has the real conventions (``LibriSpeech/<part>/<speaker>/<chapter>/`` w
 "<utt-id> WORDS" lines); the audio is word-specific tone bursts at 16 kHz.
 """
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,16 +13,14 @@ import soundfile as sf
 from lhotse import RecordingSet, SupervisionSet, load_manifest_lazy
 
 from tests.e2e.conftest import WORDS, _render
+from tests.recipes.helpers import copy_recipe, decode, run, train_one_step
 
-REPO = Path(__file__).resolve().parents[2]
 PARTS = {
     "train-clean-100": (2, 2, 4),
     "dev-clean": (1, 1, 2),
     "test-clean": (1, 1, 2),
     "test-other": (1, 1, 2),
 }
-TINY = ["d_model=32", "num_layers=2", "num_heads=2", "ffn_dim=64", "kernel_size=3", "decoder_dim=32",
-        "joiner_dim=32", "dropout=0.0"]  # fmt: skip
 
 
 def _fake_librispeech(root: Path) -> dict:
@@ -51,22 +45,11 @@ def _fake_librispeech(root: Path) -> dict:
     return texts
 
 
-def _run(cmd, cwd):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, timeout=300)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    return out
-
-
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory):
-    root = tmp_path_factory.mktemp("libri")
-    work = root / "egs/librispeech/ASR"
-    shutil.copytree(REPO / "egs/librispeech/ASR", work)
-    for shared in ("local", "utils"):
-        (root / shared).symlink_to(REPO / shared)
+    work = copy_recipe(tmp_path_factory.mktemp("libri"), "librispeech")
     texts = _fake_librispeech(work / "download")
-    _run(["bash", "prepare.sh", "--vocab-size", "24", "--nj", "1", "--perturb-speed", "false"], work)
+    run(["bash", "prepare.sh", "--vocab-size", "24", "--nj", "1", "--perturb-speed", "false"], work)
     return work, texts
 
 
@@ -88,16 +71,10 @@ def test_prepare_writes_manifests_with_the_transcripts_and_speakers(recipe):
 def test_one_training_step_and_a_decode(recipe):
     work, _ = recipe
     exp = work / "conformer_transducer/exp_smoke"
-    lang = ["--bpe-model", "data/lang_bpe_24/bpe.model"]
-    _run([sys.executable, "conformer_transducer/train.py", "--num-epochs", "1",
-          "--max-batches-per-epoch", "1", "--max-duration", "20", "--num-buckets", "2",
-          "--num-workers", "0", "--tensorboard", "false",
-          "--exp-dir", str(exp), *lang, "--model", *TINY], work)  # fmt: skip
+    train_one_step(work, exp, "data/lang_bpe_24/bpe.model")
     assert (exp / "epoch-1.pt").is_file()
     for method in ("greedy_search", "1best"):
-        _run([sys.executable, "conformer_transducer/decode.py", "--epoch", "1", "--avg", "1",
-              "--exp-dir", str(exp), *lang, "--lang-dir", "data/lang_bpe_24",
-              "--decoding-method", method], work)  # fmt: skip
+        decode(work, exp, "data/lang_bpe_24", method)
         for test_set in ("test-clean", "test-other"):
             for kind in ("recogs", "errs", "wer-summary"):
                 assert list((exp / method).glob(f"{kind}-{test_set}-*")), (method, kind, test_set)

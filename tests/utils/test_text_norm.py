@@ -36,3 +36,16 @@ def test_results_are_normalised_on_both_sides_and_unknown_schemes_refused():
     assert out == [("c1", ["yes"], ["yes"])]
     with pytest.raises(ValueError):
         normalize_for_scoring("x", "klingon")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "YES [noise] I [laughter] DO",
+        "th[e]- the -[a]bout uh um mm-hmm",
+        '%uh well, <contraction e_form="[we=>we]">we\'re',
+    ],
+)
+def test_scoring_a_cleaned_transcript_equals_scoring_the_raw_one(raw):
+    # The recipe stores cleaned text and scores it later: cleaning first must change nothing.
+    assert normalize_for_scoring(clean_swbd_transcript(raw), "swbd") == normalize_for_scoring(raw, "swbd")

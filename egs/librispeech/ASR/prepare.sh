@@ -6,7 +6,8 @@
 #      it is downloaded with lhotse first)
 #   1  lhotse manifests of every part found, into data/manifests/
 #   2  80-dim fbank (lilcom chunks) and cut sets in data/fbank/; training parts also get
-#      0.9x / 1.1x speed-perturbed copies (--perturb-speed true)
+#      0.9x / 1.1x speed-perturbed copies (--perturb-speed true); MUSAN's music and noise
+#      (for train.py --enable-musan) when --musan-dir holds MUSAN (--download true fetches it)
 #   3  sentencepiece BPE model and data/lang_bpe_${vocab_size}/ from the training transcripts
 #   4  word 3-gram: --arpa FILE when given (e.g. openslr's 3-gram.pruned.1e-7.arpa), else
 #      trained on the training transcripts
@@ -14,7 +15,7 @@
 #
 # Every stage leaves a .done file behind and is skipped when re-run.
 #
-# Usage: ./prepare.sh [--stage N] [--stop-stage N] [--dl-dir DIR] [--download false]
+# Usage: ./prepare.sh [--stage N] [--stop-stage N] [--dl-dir DIR] [--download false] [--musan-dir DIR]
 #                     [--vocab-size 500] [--perturb-speed true] [--arpa FILE] [--nj N]
 set -eou pipefail
 {
@@ -23,6 +24,7 @@ stage=0
 stop_stage=100
 dl_dir=download
 download=false
+musan_dir=download/musan
 vocab_size=500
 perturb_speed=true
 arpa=""
@@ -48,6 +50,7 @@ if run_stage 0; then
     if [[ $download == true ]]; then
       log "Stage 0: downloading LibriSpeech into $dl_dir"
       lhotse download librispeech --full "$dl_dir"
+      [[ -d $musan_dir ]] || lhotse download musan "$(dirname "$musan_dir")"
     else
       echo "prepare.sh: $corpus not found: put (or symlink) the corpus there, or run with --download true" >&2
       exit 1
@@ -93,6 +96,7 @@ parts = [CutSet.from_jsonl_lazy(d / f"librispeech_cuts_{p}.jsonl.gz") for p in n
 write_cuts_atomically(CutSet.mux(*parts, seed=0), d / "librispeech_cuts_train-960.jsonl.gz")
 PY
   fi
+  ../../../local/prepare_musan.sh "$musan_dir" "$manifest_dir" "$fbank_dir" "$nj"
   touch "$fbank_dir/.${prefix}.done"
 fi
 

@@ -2,8 +2,8 @@
 
 Two quantities are annealed during a compression run:
 
-- GQ's softmax sharpness ``gq_alpha`` and the switch to its hard (straight-through)
-  forward ``gq_hard`` (``allinone.quant.gq``);
+- GQ's softmax sharpness ``gq_alpha`` and the switch to its hard forward ``gq_hard``
+  (``allinone.quant.gq``), whose gradient ``gq_hard_grad`` picks;
 - the Gumbel-softmax temperature ``mp_tau`` of one-stage mixed precision
   (``allinone.quant.layers``).
 
@@ -23,6 +23,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
+GQ_HARD_GRADS = ("ste", "soft")
+
 
 @dataclass(frozen=True)
 class Annealing:
@@ -30,26 +32,35 @@ class Annealing:
 
     Args:
         gq_alpha: GQ softmax sharpness (>= 0); larger is closer to nearest-centroid rounding.
-        gq_hard: GQ forward is the nearest centroid (gradients still follow the soft path).
+        gq_hard: GQ forward is the nearest centroid.
         mp_tau: Gumbel-softmax temperature (> 0) of the mixed-precision blend.
+        gq_hard_grad: the gradient of GQ's hard forward (one of ``GQ_HARD_GRADS``): "ste"
+            passes it straight through the hard assignment to the weight and to the
+            centroid it picked; "soft" follows the soft assignment at ``gq_alpha``, which
+            vanishes for weights away from a decision boundary as alpha grows.
     """
 
     gq_alpha: float = 5.0
     gq_hard: bool = False
     mp_tau: float = 1.0
+    gq_hard_grad: str = "ste"
 
     def __post_init__(self) -> None:
         if not (self.gq_alpha >= 0 and math.isfinite(self.gq_alpha)):
             raise ValueError(f"gq_alpha must be non-negative and finite, got {self.gq_alpha}")
         if not (self.mp_tau > 0 and math.isfinite(self.mp_tau)):
             raise ValueError(f"mp_tau must be positive and finite, got {self.mp_tau}")
+        if self.gq_hard_grad not in GQ_HARD_GRADS:
+            raise ValueError(f"gq_hard_grad must be one of {GQ_HARD_GRADS}, got {self.gq_hard_grad!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Annealing":
-        return cls(float(d["gq_alpha"]), bool(d["gq_hard"]), float(d["mp_tau"]))
+        # Values saved before the option existed came from the soft-gradient hard phase.
+        hard_grad = d.get("gq_hard_grad", "soft")
+        return cls(float(d["gq_alpha"]), bool(d["gq_hard"]), float(d["mp_tau"]), hard_grad)
 
 
 # Used by a layer in training mode when no value is passed: soft GQ at alpha 5 and the
@@ -78,9 +89,9 @@ class GQSchedule:
     - ``alpha_end = 1e5`` leaves the soft output within ~8% of the hard one (mean absolute
       gap relative to the quantization error) up to 6 bits, ~50% at 8 bits; 5e3 would be
       that hard only up to 3 bits (~11% at 4, ~40% at 5), so switching to hard mode would
-      jolt the 5- and 6-bit models. It is not larger because the soft path's gradient
-      w.r.t. a weight vanishes away from the decision boundaries as alpha grows, which
-      freezes the weights (the centroids keep learning).
+      jolt the 5- and 6-bit models. The soft path's gradient w.r.t. a weight vanishes away
+      from the decision boundaries as alpha grows, so the hard phase trains the weights
+      through a straight-through estimator (``hard_grad="ste"``) rather than that gradient.
     - Geometric growth spends equal time on every order of magnitude of alpha.
     - ``anneal_steps = 10_000`` is a short fine-tuning run; set it to about yours.
     - ``hard_after = anneal_steps``: hard mode starts when the anneal ends.
@@ -90,12 +101,14 @@ class GQSchedule:
         alpha_end: alpha from step ``anneal_steps`` on (> 0).
         anneal_steps: length of the geometric ramp (0 = ``alpha_end`` from the start).
         hard_after: first hard step; ``None`` means ``anneal_steps``.
+        hard_grad: gradient of the hard phase, "ste" or "soft" (see ``Annealing``).
     """
 
     alpha_start: float = 5.0
     alpha_end: float = 1e5
     anneal_steps: int = 10_000
     hard_after: Optional[int] = None
+    hard_grad: str = "ste"
 
     def __post_init__(self) -> None:
         if not (self.alpha_start > 0 and self.alpha_end > 0):
@@ -150,4 +163,4 @@ class AnnealingSchedule:
 
     def at(self, step: int) -> Annealing:
         """The annealing state of global training step ``step``."""
-        return Annealing(self.gq.alpha(step), self.gq.is_hard(step), self.tau.tau(step))
+        return Annealing(self.gq.alpha(step), self.gq.is_hard(step), self.tau.tau(step), self.gq.hard_grad)

@@ -15,8 +15,10 @@ centroids,
 so both the weights and the centroids receive gradients. ``alpha`` grows during training
 (``allinone.quant.annealing.GQSchedule``; the value of a step reaches the layer as an
 ``Annealing``), which turns the soft assignment into the nearest-centroid one; in "hard"
-mode the forward value is exactly the nearest centroid ``u_hard`` while gradients still
-follow the soft path (straight-through: ``u_soft + (u_hard - u_soft).detach()``). The
+mode the forward value is exactly the nearest centroid ``u_hard`` and the gradients
+follow a straight-through estimator: by default the identity through the assignment
+(``u_hard + (u - u.detach())``, the picked centroid taking the gradient of its weights), or
+the soft path (``u_soft + (u_hard - u_soft).detach()``, ``hard_grad="soft"``). The
 output is ``expand(value) * s`` with ``expand`` the exact inverse of the companding. There
 is no regulariser: the task loss alone moves the centroids.
 
@@ -207,7 +209,12 @@ def _check_centroids(centroids: torch.Tensor) -> None:
 
 
 def gq_fake_quant(
-    weight: torch.Tensor, centroids: torch.Tensor, alpha: float, hard: bool, mu: float = 255.0
+    weight: torch.Tensor,
+    centroids: torch.Tensor,
+    alpha: float,
+    hard: bool,
+    mu: float = 255.0,
+    hard_grad: str = "ste",
 ) -> torch.Tensor:
     """Quantize-dequantize ``weight`` with GQ's soft (or straight-through hard) centroid assignment.
 
@@ -217,25 +224,36 @@ def gq_fake_quant(
             of a layer's own parameter; gradients flow back to them.
         alpha: softmax sharpness (>= 0); larger is closer to nearest-centroid rounding.
         hard: if True every output is exactly ``expand(c_k) * s`` for the nearest ``c_k``
-            (bit-identical to ``gq_codes``' ``codebook[indices]``), with the soft gradients.
-            These are a surrogate: near decision boundaries they differ from the gradient
-            of the hard loss, so large steps can make the loss oscillate.
+            (bit-identical to ``gq_codes``' ``codebook[indices]``), with the gradients
+            ``hard_grad`` names.
         mu: companding strength.
+        hard_grad: gradients of the hard forward. "ste": straight through the assignment,
+            ``d u_hard / d u = 1`` for the weight and ``d u_hard / d c_k = [k nearest]``
+            for the centroids, so weights keep training however sharp alpha is. "soft":
+            the soft assignment's gradients at ``alpha``, a surrogate that vanishes for
+            weights away from a decision boundary as alpha grows (at alpha = 1e5 most
+            4-bit weights get almost none), leaving only the centroids to learn.
     Returns:
         tensor like ``weight``.
     """
     _check_centroids(centroids)
     if not (alpha >= 0 and math.isfinite(alpha)):
         raise ValueError(f"alpha must be non-negative and finite, got {alpha}")
+    if hard_grad not in ("ste", "soft"):
+        raise ValueError(f"hard_grad must be 'ste' or 'soft', got {hard_grad!r}")
     s = weight_scale(weight)
     u = compand(weight / s, mu).reshape(-1)
     c = centroids.to(weight.dtype)
-    u_soft = _SoftAssign.apply(u, c, float(alpha))
     if not hard:
-        return (expand(u_soft, mu) * s).view_as(weight)
+        return (expand(_SoftAssign.apply(u, c, float(alpha)), mu) * s).view_as(weight)
     idx = _nearest(u.detach(), c.detach())
-    # The straight-through value: forward u_hard, gradient of u_soft (then through expand at u_hard).
-    u_st = c.detach()[idx] + (u_soft - u_soft.detach())
+    # The straight-through value: forward u_hard; the gradient of u (to the weight) plus the
+    # gather c[idx] (to the picked centroid), or that of u_soft; then through expand at u_hard.
+    if hard_grad == "ste":
+        u_st = c[idx] + (u - u.detach())
+    else:
+        u_soft = _SoftAssign.apply(u, c, float(alpha))
+        u_st = c.detach()[idx] + (u_soft - u_soft.detach())
     w_st = expand(u_st, mu) * s
     # expand(u_st) * s may differ from the codebook entry in the last bit (vectorised and
     # scalar kernels round differently), so take the value from the codebook and only the
@@ -348,7 +366,7 @@ class GQQuantizer(Quantizer):
     ) -> torch.Tensor:
         # Per tensor: a slice is scaled by its own max|w|, so no state needs slicing.
         c = sorted_centroids(self[f"b{bits}"])
-        return gq_fake_quant(w, c, annealing.gq_alpha, annealing.gq_hard, self.cfg.mu)
+        return gq_fake_quant(w, c, annealing.gq_alpha, annealing.gq_hard, self.cfg.mu, annealing.gq_hard_grad)
 
     def codes(
         self, w: torch.Tensor, bits: int, out_units: Optional[int] = None, in_units: Optional[int] = None

@@ -33,6 +33,7 @@ from allinone.quant.mixed import (
     save_bit_map,
 )
 from allinone.training.config import CompressionOptions
+from allinone.training.param_groups import freeze_float_weights
 
 
 def load_teacher(path: Path, mode: str) -> nn.Module:
@@ -52,7 +53,7 @@ class Compression:
     def __init__(self, cfg: CompressionOptions, model: nn.Module):
         self.cfg = cfg
         self.annealing = AnnealingSchedule(
-            GQSchedule(cfg.gq_alpha_start, cfg.gq_alpha_end, cfg.gq_anneal_batches),
+            GQSchedule(cfg.gq_alpha_start, cfg.gq_alpha_end, cfg.gq_anneal_batches, None, cfg.gq_hard_grad),
             TauSchedule(cfg.mp_tau_start, cfg.mp_tau_end, cfg.mp_anneal_batches),
         )
         self.searching = bool(mixed_layers(model)) and not cfg.bit_map
@@ -82,6 +83,16 @@ class Compression:
         if cfg.bit_map:
             apply_bit_map(model, load_bit_map(Path(cfg.bit_map)), cfg.bit_map)
             logging.info(f"fixed per-layer bits from {cfg.bit_map}: average {average_bits(model):.3f}")
+        if cfg.freeze_weights:
+            if not (cfg.init_from and self.searching):
+                raise ValueError(
+                    "--freeze-weights is the search stage of a two-stage run: it needs --init-from (the "
+                    "float model whose weights stay fixed) and mixed-precision candidates without --bit-map"
+                )
+            frozen = freeze_float_weights(model)
+            logging.info(
+                f"two-stage search: {frozen} float weight tensors frozen, bit logits and steps train"
+            )
         self.teacher: Optional[nn.Module] = None
         if cfg.teacher_checkpoint:
             self.teacher = load_teacher(Path(cfg.teacher_checkpoint), cfg.float_weights)

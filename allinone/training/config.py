@@ -99,7 +99,10 @@ class OptimOptions:
     warmup_batches: int = option(200, "batches of linear learning-rate warm-up")
     lr_batches: float = option(1500.0, "batch scale of the learning-rate decay")
     lr_epochs: float = option(6.0, "epoch scale of the learning-rate decay")
-    weight_decay: float = option(1e-3, "AdamW weight decay (not on bit-width logits)")
+    weight_decay: float = option(1e-3, "AdamW weight decay of the model weights")
+    quantizer_weight_decay: float = option(
+        0.0, "AdamW weight decay of LSQ step sizes and GQ centroids (bit-width logits: never decayed)"
+    )
     clip_grad_norm: float = option(5.0, "clip the gradient norm to this (0: no clipping)")
     average_period: int = option(10, "update the running-average model every N batches")
     mp_lr_scale: float = option(50.0, "learning rate of the bit-width logits relative to the weights'")
@@ -199,6 +202,17 @@ class CompressionOptions:
         1e5, "general quantizer: sharpness after --gq-anneal-batches (geometric ramp)"
     )
     gq_anneal_batches: int = option(300, "general quantizer: batches of the ramp; hard assignment afterwards")
+    gq_hard_grad: str = option(
+        "ste",
+        "general quantizer: gradient of the hard phase, 'ste' (straight through the assignment: weights "
+        "keep training) or 'soft' (the soft assignment's, which vanishes at large sharpness)",
+        choices=("ste", "soft"),
+    )
+    freeze_weights: bool = option(
+        False,
+        "train only the quantizer steps and bit-width logits over the --init-from weights (the search stage "
+        "of an independent two-stage mixed-precision run; its bit-map.json then goes to --bit-map)",
+    )
     mp_target_bits: float = option(
         0.0, "one-stage mixed precision: average bit-width the penalty drives to (0: off)"
     )

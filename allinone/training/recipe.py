@@ -12,7 +12,7 @@ from allinone.nn.model import ModelConfig
 OPTIMISATION_KEYS = (
     "max_duration", "num_buckets", "sortagrad_epochs", "max_batches_per_epoch", "world_size",
     "spec_augment", "base_lr", "warmup_batches", "lr_batches", "lr_epochs", "weight_decay",
-    "clip_grad_norm", "average_period", "prune_range", "lm_scale", "am_scale",
+    "quantizer_weight_decay", "clip_grad_norm", "average_period", "prune_range", "lm_scale", "am_scale",
     "simple_loss_scale", "warm_step", "use_transducer", "use_ctc", "ctc_loss_scale",
     "use_fp16", "use_bf16", "on_the_fly_feats", "perturb_speed", "enable_musan",
 )  # fmt: skip
@@ -52,6 +52,11 @@ LEGACY_DEFAULTS = {
     "on_the_fly_feats": False,
     "perturb_speed": False,
     "enable_musan": False,
+    # Runs before the option decayed quantizer parameters like weights, at weight_decay's default.
+    "quantizer_weight_decay": 1e-3,
+    # GQ's hard phase followed the soft assignment's gradient before the option existed.
+    "gq_hard_grad": "soft",
+    "freeze_weights": False,
 }
 
 

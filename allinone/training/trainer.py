@@ -40,6 +40,7 @@ from allinone.training.compression import Compression
 from allinone.training.config import TrainConfig
 from allinone.training.grad_scale import make_grad_scaler, nudge_grad_scale
 from allinone.training.nested import NestedLoss, NestedPlan, order_by_size, parse_subnet_weights
+from allinone.training.param_groups import describe_groups, parameter_groups
 from allinone.training.progress import EpochProgress, log_validation
 from allinone.training.schedule import WarmupDecaySchedule
 from allinone.training.step_losses import LossAssembler, global_frame_loss
@@ -145,16 +146,10 @@ class Trainer:
             )
 
     def _param_groups(self) -> List[Dict]:
-        """One group of weights; bit-width logits apart (faster, no decay) when searching."""
-        logits = [p for n, p in self.model.named_parameters() if n.endswith(".mp_logits")]
-        if not logits:
-            return [{"params": list(self.model.parameters())}]
-        ids = {id(p) for p in logits}
-        rest = [p for p in self.model.parameters() if id(p) not in ids]
-        return [
-            {"params": rest},
-            {"params": logits, "lr_scale": self.cfg.optim.mp_lr_scale, "weight_decay": 0.0},
-        ]
+        o = self.cfg.optim
+        groups = parameter_groups(self.model, o.weight_decay, o.quantizer_weight_decay, o.mp_lr_scale)
+        logging.info(f"optimizer groups: {describe_groups(groups)}")
+        return groups
 
     # ----------------------------------------------------------------- checkpoints
     def _signature(self) -> Dict:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from allinone.checkpoint.weights import float_weights
 from tests.e2e.test_all_in_one import decode_cmd, one_epoch
 from tests.e2e.test_recipe import RECIPE, _env, run, train_cmd
 
@@ -80,9 +81,19 @@ def test_quantizers_train_export_decode_and_tabulate(tiny_corpus, tmp_path):
         fixed_bits = {k[: -len(".mp_bits")]: int(v) for k, v in saved.items() if k.endswith(".mp_bits")}
         assert fixed_bits == bit_map["layers"]
 
+    # The independent two-stage baseline: a search over the frozen float weights, then the
+    # float model quantized at that map and retrained.
+    frozen = tmp_path / "mp2-search"
+    _compress(root, lang, frozen, ckpt, "--subnets", "d2-w1.0-bmix", "--model", "mp_candidates=2,3,4,6,8",
+              "--mp-target-bits", "3", "--mp-anneal-batches", "1", "--freeze-weights", "true")  # fmt: skip
+    float_state, _ = float_weights(ckpt, "epoch-mean")
+    searched = torch.load(frozen / "epoch-1.pt", weights_only=False)["model"]
+    weights = [k for k in float_state if k.endswith((".weight", ".bias"))]
+    assert weights and all(torch.equal(searched[k], float_state[k]) for k in weights)  # never updated
+    bit_map = json.loads((frozen / "bit-map.json").read_text())
     retrain = tmp_path / "mp2"
     _compress(root, lang, retrain, ckpt, "--subnets", "d2-w1.0-bmix", "--model", "mp_candidates=2,3,4,6,8",
-              "--bit-map", str(search / "bit-map.json"))  # fmt: skip
+              "--bit-map", str(frozen / "bit-map.json"))  # fmt: skip
     state = torch.load(retrain / "epoch-1.pt", weights_only=False)
     fixed = {k[: -len(".mp_bits")]: int(v) for k, v in state["model"].items() if k.endswith(".mp_bits")}
     assert fixed == bit_map["layers"]  # the two-stage run kept the searched map
@@ -113,11 +124,11 @@ def test_quantizers_train_export_decode_and_tabulate(tiny_corpus, tmp_path):
     run([sys.executable, str(REPO / "local/compare_quantizers.py"), "--float-dir", str(float_dir),
          "--float-epoch", "1", "--decoding-method", "greedy_search", "--out-dir", str(out_dir),
          "--run", f"uniform 4-bit={uniform}", "--run", f"GQ 2-bit={gq}", "--run", f"int8={ptq}",
-         "--run", f"two-stage 3={retrain}", "--search", f"two-stage 3={search}"])  # fmt: skip
+         "--run", f"two-stage 3={retrain}", "--search", f"two-stage 3={frozen}"])  # fmt: skip
     report = json.loads((out_dir / "comparison.json").read_text())
     rows = {r["method"]: r for r in report["rows"]}
     seconds = lambda d: torch.load(d / "epoch-1.pt", weights_only=False)["train_seconds"]  # noqa: E731
-    assert abs(rows["two-stage 3"]["compression_seconds"] - seconds(retrain) - seconds(search)) < 1e-6
+    assert abs(rows["two-stage 3"]["compression_seconds"] - seconds(retrain) - seconds(frozen)) < 1e-6
     assert 0 < rows["uniform 4-bit"]["compression_cpu_seconds"]
     assert (
         rows["GQ 2-bit"]["compression"] > rows["uniform 4-bit"]["compression"] > rows["int8"]["compression"]

@@ -42,8 +42,8 @@ class TensorGQ(torch.nn.Module):
     def centroids(self):
         return sorted_centroids(self.raw_centroids)
 
-    def forward(self, weight, alpha, hard=False):
-        return gq_fake_quant(weight, self.centroids(), alpha, hard, self.mu)
+    def forward(self, weight, alpha, hard=False, hard_grad="ste"):
+        return gq_fake_quant(weight, self.centroids(), alpha, hard, self.mu, hard_grad)
 
     def codes(self, weight):
         return gq_codes(weight, self.centroids(), self.mu)
@@ -193,13 +193,56 @@ def test_weights_get_gradients_in_hard_mode_through_the_soft_path():
     q = TensorGQ(2)
     q.init_from_weight(w)
     upstream = torch.randn(50)
-    (q(w, 10.0, hard=True) * upstream).sum().backward()
+    (q(w, 10.0, hard=True, hard_grad="soft") * upstream).sum().backward()
     hard_grad = w.grad.clone()
     w.grad = None
     # Same soft path, evaluated at the hard value: nonzero and different from plain STE (= upstream).
     assert hard_grad.abs().sum() > 0
     assert not torch.allclose(hard_grad, upstream)
     assert q.raw_centroids.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("bits", [1, 2, 4])
+def test_straight_through_hard_phase_trains_every_weight_however_sharp_alpha_is(bits):
+    torch.manual_seed(3)
+    mu = 255.0
+    w = (torch.randn(3000, dtype=torch.float64) * 0.1).requires_grad_()
+    q = TensorGQ(bits, mu)
+    q.init_from_weight(w)
+    q.raw_centroids.data = q.raw_centroids.data.double()
+    upstream = torch.randn(3000, dtype=torch.float64)
+    out = q(w, 1e5, hard=True, hard_grad="ste")
+    indices, _ = gq_codes(w.detach(), q.centroids().detach(), mu)
+    s = w.detach().abs().max()
+    levels = expand(q.centroids().detach(), mu) * s
+    assert torch.equal(out.detach(), levels[indices.long()])  # exactly the 2^b codebook levels
+    assert torch.unique(out.detach()).numel() <= 2**bits
+    (out * upstream).sum().backward()
+    # Brute force: d out_i / d w_i = expand'(c_nearest) * compand'(w_i / s), s = max|w| (held constant).
+    c = q.centroids().detach()[indices.long()]
+    log_mu1 = math.log1p(mu)
+    d_expand = log_mu1 / mu * torch.exp(c.abs() * log_mu1)
+    d_compand = mu / log_mu1 / (1 + mu * (w.detach() / s).abs())
+    torch.testing.assert_close(w.grad, upstream * d_expand * d_compand)
+    assert (w.grad != 0).all()
+    # Each centroid takes the gradient of the weights assigned to it (times d expand * s).
+    expected_c = torch.zeros(2**bits, dtype=torch.float64)
+    expected_c.index_add_(0, indices.long(), upstream * d_expand * s)
+    torch.testing.assert_close(q.raw_centroids.grad, expected_c)
+
+
+def test_the_soft_gradient_of_the_hard_phase_starves_weights_at_large_alpha():
+    # Why the hard phase goes straight through: at alpha 1e5 the soft path leaves most 4-bit
+    # weights (those away from a decision boundary) with almost no gradient.
+    torch.manual_seed(4)
+    w = (torch.randn(3000) * 0.1).requires_grad_()
+    q = TensorGQ(4)
+    q.init_from_weight(w)
+    (q(w, 1e5, hard=True, hard_grad="soft") * torch.ones(3000)).sum().backward()
+    soft = w.grad.abs().clone()
+    w.grad = None
+    (q(w, 1e5, hard=True, hard_grad="ste") * torch.ones(3000)).sum().backward()
+    assert (soft < 1e-3 * w.grad.abs()).float().mean() > 0.5
 
 
 # 5. numerical safety
@@ -338,7 +381,7 @@ def test_matches_plain_autograd_reference_and_does_not_depend_on_chunking(hard, 
     ref = run(lambda w, c: reference_fake_quant(w, c, alpha, hard, 255.0))
     for chunk in (gq.CHUNK_ENTRIES, 8 * 5, 8 * 91 + 3):  # one chunk; many, with ragged ends
         monkeypatch.setattr(gq, "CHUNK_ENTRIES", chunk)
-        got = run(lambda w, c: gq_fake_quant(w, c, alpha, hard, 255.0))
+        got = run(lambda w, c: gq_fake_quant(w, c, alpha, hard, 255.0, "soft"))
         for a, b in zip(got, ref):
             torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
 

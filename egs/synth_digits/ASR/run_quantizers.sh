@@ -3,14 +3,19 @@
 #
 # Usage: egs/synth_digits/ASR/run_quantizers.sh [--stage N] [--stop-stage N] [--jobs N]
 #            [--float-dir DIR] [--float-epoch N] [--num-epochs N] [--base-lr LR]
-#            [--granularity tensor|channel|group]
+#            [--granularity tensor|channel|group] [--search-epochs N]
 #  stage 1: compression runs, each from the float model's averaged weights with the same
 #           recipe (--num-epochs, labels + KL to the frozen float model):
 #             lsq-b{8,6,4,3,2,1}      uniform LSQ at --granularity
-#             gq-b{4,3,2}, gq-b2_ffn1 general quantizer; the last with 1-bit FFNs
+#             gq-b{4,3,2}, gq-b2_ffn1 general quantizer (straight-through hard phase); the
+#                                     last with 1-bit FFNs
+#             gq-soft-b{4,3,2}        the same with the hard phase's soft-path gradient
 #             mp1-t{4,3,2.5}          one-stage mixed precision at those average-bit targets
 #           and int8 post-training quantization (ptq-int8)
-#  stage 2: two-stage baselines mp2-t*: the bit map of mp1-t*, retrained from the float model
+#  stage 2: independent two-stage baselines: mp2-search-t* learns a bit map with the same
+#           Gumbel-softmax search over the frozen float weights (--search-epochs), then
+#           mp2-t* quantizes the float model at that map and retrains (--num-epochs); the
+#           row's time is the sum of both
 #  stage 3: export every run as a packed file and decode that file (and the float model)
 #  stage 4: the table (quant_comparison/comparison.md, .json)
 # Needs ./prepare.sh and a trained float model (run.sh trains conformer_transducer/exp).
@@ -28,8 +33,10 @@ num_epochs=2
 base_lr=5e-4
 granularity=channel
 anneal_batches=250
+search_epochs=1
 uniform_bits="8 6 4 3 2 1"
 gq_bits="4 3 2"
+gq_soft_bits="4 3 2"
 targets="4 3 2.5"
 decoding_method=modified_beam_search
 recipe=conformer_transducer
@@ -61,14 +68,16 @@ stage1_runs() {
   for b in $uniform_bits; do echo "lsq-b$b|--subnets $d-b$b --model quant_granularity=$granularity"; done
   for b in $gq_bits; do echo "gq-b$b|--subnets $d-b$b --model quantizer=gq"; done
   echo "gq-b2_ffn1|--subnets $d-b2_ffn1 --model quantizer=gq"
+  for b in $gq_soft_bits; do echo "gq-soft-b$b|--subnets $d-b$b --model quantizer=gq --gq-hard-grad soft"; done
   for t in $targets; do echo "mp1-t$t|--subnets $d-bmix --model $mp_model --mp-target-bits $t"; done
 }
 
-queue_runs() {
+queue_runs() {  # reads "dir|train flags" lines; --num-epochs in the flags overrides the common one
   while IFS='|' read -r name flags; do
     dir=$root/$name
-    [ -f "$dir/epoch-$num_epochs.pt" ] || echo "mkdir -p $dir && $common --exp-dir $dir $(resume_flag $dir) \
-$flags >> $dir/train-stdout.log 2>&1"
+    epochs=$(echo " $flags" | sed -n 's/.* --num-epochs \([0-9]*\).*/\1/p')
+    [ -f "$dir/epoch-${epochs:-$num_epochs}.pt" ] || echo "mkdir -p $dir && $common --exp-dir $dir \
+$(resume_flag $dir) $flags >> $dir/train-stdout.log 2>&1"
   done | run_queue
 }
 
@@ -79,9 +88,13 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
 fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
-  log "stage 2: two-stage baselines (the searched bit maps, retrained from the float model)"
+  log "stage 2: two-stage baselines (a search over the frozen float weights, then retraining at its map)"
   for t in $targets; do
-    echo "mp2-t$t|--subnets $d-bmix --model $mp_model --bit-map $root/mp1-t$t/bit-map.json"
+    echo "mp2-search-t$t|--subnets $d-bmix --model $mp_model --mp-target-bits $t --freeze-weights true \
+--num-epochs $search_epochs"
+  done | queue_runs
+  for t in $targets; do
+    echo "mp2-t$t|--subnets $d-bmix --model $mp_model --bit-map $root/mp2-search-t$t/bit-map.json"
   done | queue_runs
 fi
 
@@ -118,6 +131,7 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
       ptq-int8) echo "int8 post-training" ;;
       lsq-b*) echo "uniform ${1#lsq-b}-bit" ;;
       gq-b2_ffn1) echo "GQ mixed (2-bit, FFN 1-bit)" ;;
+      gq-soft-b*) echo "GQ ${1#gq-soft-b}-bit, soft-path hard phase" ;;
       gq-b*) echo "GQ ${1#gq-b}-bit" ;;
       mp1-t*) echo "one-stage target ${1#mp1-t}" ;;
       mp2-t*) echo "two-stage target ${1#mp2-t}" ;;
@@ -125,7 +139,7 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   }
   while read -r name _; do
     args+=(--run "$(label "$name")=$root/$name")
-    case $name in mp2-t*) args+=(--search "$(label "$name")=$root/mp1-${name#mp2-}") ;; esac
+    case $name in mp2-t*) args+=(--search "$(label "$name")=$root/mp2-search-${name#mp2-}") ;; esac
   done < <(all_runs)
   python3 ../../../local/compare_quantizers.py --float-dir "$float_dir" --float-epoch "$float_epoch" \
     --decoding-method "$decoding_method" --out-dir "$out_dir" "${args[@]}"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Compare an all-in-one run with individually trained twins of each of its subnets.
+r"""Compare an all-in-one run with individually trained twins of each of its subnets.
 
 Usage (from egs/synth_digits/ASR; one --all-in-one-dir / --individual-root pair per
 training seed, in the same order):

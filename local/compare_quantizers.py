@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Tabulate the quantization runs of run_quantizers.sh against the float model.
+r"""Tabulate the quantization runs of run_quantizers.sh against the float model.
 
 Usage:
 

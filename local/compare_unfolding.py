@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Compare the logical depths of an unfolding run with plain models of the same depth.
+r"""Compare the logical depths of an unfolding run with plain models of the same depth.
 
 Usage:
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""MAPSSWE significance test between two decodings of the same test set (sctk's
+r"""MAPSSWE significance test between two decodings of the same test set (sctk's
 ``sc_stats -t mapsswe``, on our recogs files).
 
 Usage:

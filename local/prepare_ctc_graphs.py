@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Build the CTC decoding graphs of a BPE lang directory with kaldifst.
+r"""Build the CTC decoding graphs of a BPE lang directory with kaldifst.
 
 Usage:
 

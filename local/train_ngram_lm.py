@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Train an interpolated Kneser-Ney word n-gram on transcripts and write it as ARPA.
+r"""Train an interpolated Kneser-Ney word n-gram on transcripts and write it as ARPA.
 
 Usage:
 

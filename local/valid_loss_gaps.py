@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Dev-set loss of a one pass's subnets against their individually trained twins.
+r"""Dev-set loss of a one pass's subnets against their individually trained twins.
 
 Usage (run from egs/<corpus>/ASR; pairs repeat once per training seed, in order):
 

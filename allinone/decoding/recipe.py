@@ -44,12 +44,8 @@ CalibrationBatches = List[Tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclass
-class DecodeOptions:
-    """The settings of one decoding run; each field is a ``decode.py`` flag with its help.
-
-    ``test_sets`` and ``subnets`` are comma-separated on the command line;
-    ``subnets=("all",)`` is every subnet the checkpoint was trained with.
-    """
+class ModelSourceOptions:
+    """Which weights to decode: a checkpoint's (averaged) or a packed file's, and which subnets."""
 
     epoch: Optional[int] = option(None, "decode epoch-<epoch>.pt (required without --packed-model)")
     avg: int = option(1, "number of epochs to average, ending at --epoch")
@@ -57,10 +53,23 @@ class DecodeOptions:
         True, "average the running-average weights over the steps of those epochs"
     )
     exp_dir: Path = option(Path("conformer_transducer/exp"), "experiment directory; results go below it")
+    packed_model: Optional[Path] = option(
+        None, "decode this export.py file instead of a checkpoint (--epoch/--avg/--subnets unused)"
+    )
+    subnets: Tuple[str, ...] = option(
+        ("all",), "'all' (every subnet the checkpoint was trained with) or comma-separated names"
+    )
     bpe_model: Path = option(Path("data/lang_bpe_64/bpe.model"), "sentencepiece model of the lang dir")
-    manifest_dir: Path = option(Path("data/fbank"), "directory of the cut manifests with features")
-    cuts_prefix: str = option("synth_digits_cuts", "manifests are <cuts-prefix>_<split>.jsonl.gz")
-    test_sets: Tuple[str, ...] = option(TEST_SETS, "comma-separated split names")
+
+    def check(self) -> None:
+        if self.epoch is None and self.packed_model is None:
+            raise ValueError("--epoch is required (or give --packed-model)")
+
+
+@dataclass
+class SearchOptions:
+    """How to search: the method and its settings, where the network runs."""
+
     decoding_method: str = option("modified_beam_search", "search method", choices=DECODING_METHODS)
     beam_size: int = option(4, "modified_beam_search: hypotheses kept")
     blank_penalty: float = option(
@@ -77,13 +86,31 @@ class DecodeOptions:
         "graph search: kaldi (kaldifst + kaldi-decoder), k2, or auto (k2 when it imports)",
         choices=CTC_BACKENDS,
     )
+    num_threads: int = option(1, "torch threads; 1 makes the reported real-time factor a one-core figure")
+    device: str = option(
+        "cpu",
+        "where the network runs: cpu, cuda or auto (graph search runs on the CPU either way, as "
+        "kaldi-decoder does); the real-time factor is of that device",
+        choices=DEVICES,
+    )
+
+    def check(self) -> None:
+        if self.blank_penalty and self.decoding_method in CTC_METHODS:
+            raise ValueError(f"--blank-penalty applies to transducer search, not to {self.decoding_method}")
+
+
+@dataclass
+class DecodeOptions(SearchOptions, ModelSourceOptions):
+    """The settings of one decoding run; each field is a ``decode.py`` flag with its help.
+
+    ``test_sets`` and ``subnets`` are comma-separated on the command line;
+    ``subnets=("all",)`` is every subnet the checkpoint was trained with.
+    """
+
+    manifest_dir: Path = option(Path("data/fbank"), "directory of the cut manifests with features")
+    cuts_prefix: str = option("synth_digits_cuts", "manifests are <cuts-prefix>_<split>.jsonl.gz")
+    test_sets: Tuple[str, ...] = option(TEST_SETS, "comma-separated split names")
     max_duration: float = option(300.0, "seconds of audio per decoding batch")
-    subnets: Tuple[str, ...] = option(
-        ("all",), "'all' (every subnet the checkpoint was trained with) or comma-separated names"
-    )
-    packed_model: Optional[Path] = option(
-        None, "decode this export.py file instead of a checkpoint (--epoch/--avg/--subnets unused)"
-    )
     bn_calibration_batches: int = option(
         0,
         "recompute each subnet's BatchNorm statistics on this many clean training batches before "
@@ -92,18 +119,11 @@ class DecodeOptions:
     )
     bn_calibration_max_duration: float = option(60.0, "seconds per calibration batch")
     bn_calibration_seed: int = option(0, "shuffle of the calibration batches")
-    num_threads: int = option(1, "torch threads; 1 makes the reported real-time factor a one-core figure")
     score_normalization: str = option(
         "none",
         "text normalisation of references and hypotheses before scoring and in the result files "
         "(allinone.utils.text_norm; swbd: Switchboard/eval2000 rules)",
         choices=SCHEMES,
-    )
-    device: str = option(
-        "cpu",
-        "where the network runs: cpu, cuda or auto (graph search runs on the CPU either way, as "
-        "kaldi-decoder does); the real-time factor is of that device",
-        choices=DEVICES,
     )
 
     @classmethod
@@ -115,10 +135,8 @@ class DecodeOptions:
 
     def check(self) -> None:
         """Raise ValueError, in terms of the flags, for settings that do not go together."""
-        if self.epoch is None and self.packed_model is None:
-            raise ValueError("--epoch is required (or give --packed-model)")
-        if self.blank_penalty and self.decoding_method in CTC_METHODS:
-            raise ValueError(f"--blank-penalty applies to transducer search, not to {self.decoding_method}")
+        ModelSourceOptions.check(self)
+        SearchOptions.check(self)
         if self.bn_calibration_batches < 0:
             raise ValueError("--bn-calibration-batches must be >= 0")
         if self.bn_calibration_batches and self.packed_model:
@@ -196,7 +214,7 @@ def decode_recipe(options: DecodeOptions) -> List[SubnetRow]:
     return rows
 
 
-def load_model(options: DecodeOptions) -> LoadedModel:
+def load_model(options: ModelSourceOptions) -> LoadedModel:
     """The packed file ``options.packed_model`` or the averaged checkpoint weights."""
     if options.packed_model:
         model, run, packed = load_packed_model(options.packed_model)
@@ -217,7 +235,7 @@ def check_vocabulary(model: Transducer, tokenizer: BpeTokenizer, bpe_model: Path
 
 
 def build_ctc_searcher(
-    options: DecodeOptions, model: Transducer, tokenizer: BpeTokenizer
+    options: SearchOptions, model: Transducer, tokenizer: BpeTokenizer
 ) -> Optional[CtcSearcher]:
     """The searcher of a CTC decoding method (None for transducer methods).
 
@@ -226,7 +244,10 @@ def build_ctc_searcher(
     if options.decoding_method not in CTC_METHODS:
         return None
     if not model.config.use_ctc:
-        raise ValueError(f"{options.exp_dir}: the model has no CTC head (trained without --use-ctc true)")
+        raise ValueError(
+            f"--decoding-method {options.decoding_method} needs a CTC head: the model was trained "
+            "without --use-ctc true"
+        )
     return CtcSearcher(
         options.decoding_method,
         tokenizer,

@@ -27,6 +27,44 @@ class DecodeStats:
 
 
 @torch.no_grad()
+def recognize(
+    model: Transducer,
+    features: torch.Tensor,
+    feature_lens: torch.Tensor,
+    tokenizer: BpeTokenizer,
+    method: str = "modified_beam_search",
+    beam: int = 4,
+    subnet: SubnetConfig = FULL,
+    ctc_searcher: Optional[CtcSearcher] = None,
+    blank_penalty: float = 0.0,
+) -> List[List[str]]:
+    """The words ``subnet`` of ``model`` (in eval mode) recognises in one batch.
+
+    Args:
+        features: (N, T, F) fbank frames, on any device (moved to the model's).
+        feature_lens: (N,) frames of each utterance.
+        tokenizer: the BPE model of the lang dir.
+        method: one of ``DECODING_METHODS``; CTC methods need ``ctc_searcher``.
+        beam: hypotheses kept by modified beam search.
+        blank_penalty: subtracted from the blank logit (transducer methods).
+    Returns:
+        N lists of words.
+    """
+    device = next(model.parameters()).device
+    head_bits = model.head_bits(subnet)
+    enc, enc_lens = model.encode(features.to(device), feature_lens.to(device), subnet)
+    if method in CTC_METHODS:
+        return ctc_searcher(model.ctc_log_probs(enc, head_bits), enc_lens)
+    if method == "greedy_search":
+        hyps = greedy_search_batch(model, enc, enc_lens, head_bits=head_bits, blank_penalty=blank_penalty)
+    else:
+        hyps = modified_beam_search(
+            model, enc, enc_lens, beam=beam, head_bits=head_bits, blank_penalty=blank_penalty
+        )
+    return [tokenizer.decode(h).split() for h in hyps]
+
+
+@torch.no_grad()
 def decode_dataset(
     model: Transducer,
     loader,
@@ -56,24 +94,23 @@ def decode_dataset(
     if method in CTC_METHODS and blank_penalty != 0:
         raise ValueError(f"a blank penalty applies to transducer search, not to {method}")
     model.eval()
-    head_bits = model.head_bits(subnet)
     device = next(model.parameters()).device
     results = []
     stats = DecodeStats()
     for lhotse_batch in tqdm(loader, desc=desc, leave=False):
         batch = unpack_batch(lhotse_batch)
         t0 = time.perf_counter()
-        enc, enc_lens = model.encode(batch.features.to(device), batch.feature_lens.to(device), subnet)
-        if method in CTC_METHODS:
-            words = ctc_searcher(model.ctc_log_probs(enc, head_bits), enc_lens)
-        elif method == "greedy_search":
-            hyps = greedy_search_batch(model, enc, enc_lens, head_bits=head_bits, blank_penalty=blank_penalty)
-            words = [tokenizer.decode(h).split() for h in hyps]
-        else:
-            hyps = modified_beam_search(
-                model, enc, enc_lens, beam=beam, head_bits=head_bits, blank_penalty=blank_penalty
-            )
-            words = [tokenizer.decode(h).split() for h in hyps]
+        words = recognize(
+            model,
+            batch.features,
+            batch.feature_lens,
+            tokenizer,
+            method,
+            beam,
+            subnet,
+            ctc_searcher,
+            blank_penalty,
+        )
         if device.type == "cuda":
             torch.cuda.synchronize(device)  # the clock must include the queued GPU work
         stats.decode_seconds += time.perf_counter() - t0

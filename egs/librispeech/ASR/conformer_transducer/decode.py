@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Decode LibriSpeech test-clean / test-other with a trained Conformer transducer.
+r"""Decode LibriSpeech test-clean / test-other with a trained Conformer transducer.
 
 Usage (from egs/librispeech/ASR):
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Export one subnet of a LibriSpeech checkpoint as a packed low-bit model file.
+r"""Export one subnet of a LibriSpeech checkpoint as a packed low-bit model file.
 
 Usage (from egs/librispeech/ASR):
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Train a Conformer pruned-transducer (+ CTC head) on LibriSpeech.
+r"""Train a Conformer pruned-transducer (+ CTC head) on LibriSpeech.
 
 Usage (from egs/librispeech/ASR, after ./prepare.sh):
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Decode eval2000 (and its Switchboard / CallHome halves) with a trained Conformer transducer.
+r"""Decode eval2000 (and its Switchboard / CallHome halves) with a trained Conformer transducer.
 
 Hypotheses and references are scored after Switchboard's normalisation
 (``--score-normalization swbd``: hesitations, word fragments and non-speech tokens

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Train a Conformer pruned-transducer (+ CTC head) on Switchboard-1 (about 300 h).
+r"""Train a Conformer pruned-transducer (+ CTC head) on Switchboard-1 (about 300 h).
 
 Usage (from egs/swbd/ASR, after ./prepare.sh):
 

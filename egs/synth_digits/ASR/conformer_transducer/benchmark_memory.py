@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Peak memory of training steps: one subnet, or several subnets of a nested model per step.
+r"""Peak memory of training steps: one subnet, or several subnets of a nested model per step.
 
 Usage (from egs/synth_digits/ASR, after ./prepare.sh):
 

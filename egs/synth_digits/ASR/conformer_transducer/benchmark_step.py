@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Measure training-step throughput, peak memory and the pruned-RNN-T loss share of a step.
+r"""Measure training-step throughput, peak memory and the pruned-RNN-T loss share of a step.
 
 Usage (from egs/synth_digits/ASR, after ./prepare.sh):
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Decode the synthetic-digits test sets with a trained Conformer transducer.
+r"""Decode the synthetic-digits test sets with a trained Conformer transducer.
 
 Usage (from egs/synth_digits/ASR):
 

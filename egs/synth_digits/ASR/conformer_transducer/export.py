@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Export one subnet of a trained checkpoint as a packed low-bit model file.
+r"""Export one subnet of a trained checkpoint as a packed low-bit model file.
 
 Usage (from egs/synth_digits/ASR):
 

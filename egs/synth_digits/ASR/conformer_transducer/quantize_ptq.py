@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Post-training int8 (per-channel, max-abs) weight quantization of a trained float model.
+r"""Post-training int8 (per-channel, max-abs) weight quantization of a trained float model.
 
 Usage (from egs/synth_digits/ASR):
 

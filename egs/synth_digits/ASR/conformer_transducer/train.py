@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Train a Conformer pruned-transducer on the synthetic connected-digits corpus.
+r"""Train a Conformer pruned-transducer on the synthetic connected-digits corpus.
 
 Usage (from egs/synth_digits/ASR, after ./prepare.sh):
 

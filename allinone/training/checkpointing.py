@@ -26,6 +26,7 @@ LEGACY_PLAN = {
     "warmup_batches": 0,
     "mp_lr_scale": 50.0,
     "draw_weights": [],
+    "distill_students": [],
 }
 # Compression options added later: the same values as in the flat training config.
 LEGACY_COMPRESSION = {
@@ -49,6 +50,7 @@ def plan_signature(plan: NestedPlan, compression: CompressionOptions, mp_lr_scal
         "distill_start": plan.distill_start,
         "warmup": [s.name for s in plan.warmup],
         "warmup_batches": plan.warmup_batches,
+        "distill_students": list(plan.distill_students),
         "compression": asdict(compression),
         "mp_lr_scale": mp_lr_scale,
     }

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Dict
 
 from allinone.training.config import SECTIONS, TrainConfig, parse_model_overrides
+from allinone.training.presets import METHOD_PRESETS, apply_preset
 from allinone.utils.options import add_dataclass_arguments
 
 
@@ -38,19 +39,40 @@ def add_train_arguments(parser: argparse.ArgumentParser, defaults: Dict[str, Any
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The ``TrainConfig`` of parsed flags."""
-    flat = {k: v for k, v in vars(args).items() if k != "model"}
+    flat = {k: v for k, v in vars(args).items() if k not in ("model", "preset")}
     return TrainConfig.from_flat(model=parse_model_overrides(args.model), **flat)
+
+
+def train_parser(defaults: Dict[str, Any], description: str = "", argv=None) -> argparse.ArgumentParser:
+    """``train.py``'s parser: ``--preset`` (read first) turns the recipe's ``defaults`` into the
+    preset's, then every option is a flag whose default is the result."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--preset", default="", choices=("", *METHOD_PRESETS))
+    preset = pre.parse_known_args(argv)[0].preset
+    parser = argparse.ArgumentParser(
+        description=description + _presets_help(), formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--preset",
+        default="",
+        choices=("", *METHOD_PRESETS),
+        help="a method's settings at once (allinone/training/presets.py); flags given as well win",
+    )
+    add_train_arguments(parser, apply_preset(defaults, preset))
+    return parser
+
+
+def _presets_help() -> str:
+    lines = [f"  {name:14s} {p.summary}" for name, p in METHOD_PRESETS.items()]
+    return "\n\nMethod presets (--preset NAME):\n" + "\n".join(lines) + "\n"
 
 
 def train_main(defaults: Dict[str, Any], description: str) -> None:
     """The whole ``train.py`` of a recipe: its flags (with the recipe's ``defaults``), then training."""
     from allinone.training.launch import train
 
-    parser = argparse.ArgumentParser(
-        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_train_arguments(parser, defaults)
-    train(config_from_args(parser.parse_args()))
+    args = train_parser(defaults, description).parse_args()
+    train(config_from_args(args))
 
 
 def recipe_defaults(train_script: Path) -> Dict[str, Any]:

@@ -159,10 +159,15 @@ class NestedOptions:
     distill_scale: float = option(1.0, "weight of a student's KL term")
     student_label_scale: float = option(0.5, "weight of a student's label losses when distilling")
     distill_start_batch: int = option(0, "global batch from which distillation runs (labels only before it)")
+    distill_students: str = option(
+        "",
+        "comma-separated subnets that get the KL term (empty: every subnet but the teacher); 'seed' "
+        "names the physical model run once (unfolding's paper distils into the seed alone)",
+    )
     warmup_subnet: str = option(
         "",
-        "one subnet (e.g. the 6-layer seed of a deeper model) trained alone for the first "
-        "--warmup-subnet-batches batches",
+        "one subnet (e.g. the 6-layer seed of a deeper model; 'seed' names it) trained alone for the "
+        "first --warmup-subnet-batches batches",
     )
     warmup_subnet_batches: int = option(0, "length of the --warmup-subnet phase in global batches (0: none)")
     unfold_relax: bool = option(False, "give each repeat of an unfolded block its own output gain and bias")
@@ -269,6 +274,13 @@ class TrainConfig:
         # Checked here: an impossible grid fails before anything is built.
         self.grid: Tuple[SubnetConfig, ...] = tuple(self._parse_grid())
         self.warmup: Optional[SubnetConfig] = self._parse_warmup()
+        self.distill_students: Tuple[str, ...] = tuple(
+            self._seed_name(n.strip()) for n in self.nested.distill_students.split(",") if n.strip()
+        )
+
+    def _seed_name(self, name: str) -> str:
+        """``seed`` names the physical model run once (an unfolding grid's seed), e.g. d6-w1.0-b32."""
+        return full_subnet(self.model.num_layers).name if name == "seed" else name
 
     def _parse_grid(self) -> List[SubnetConfig]:
         layers = self.model.num_layers
@@ -277,7 +289,7 @@ class TrainConfig:
     def _parse_warmup(self) -> Optional[SubnetConfig]:
         if not self.nested.warmup_subnet:
             return None
-        parsed = parse_subnets(self.nested.warmup_subnet, self.model.num_layers)
+        parsed = parse_subnets(self._seed_name(self.nested.warmup_subnet), self.model.num_layers)
         if len(parsed) != 1:
             raise SubnetError(f"--warmup-subnet takes one subnet, got {[s.name for s in parsed]}")
         return parsed[0]

@@ -52,6 +52,9 @@ class NestedPlan:
             (progressive depth: a shallow seed leaves the blank-only plateau first, the
             deeper paths then start from working blocks); no KL terms meanwhile.
         warmup_batches: length of that phase (0 = none).
+        distill_students: names of the subnets that get the KL terms (empty: every subnet but
+            the teacher). Unfolding's paper distils the deepest unfolded path into the seed
+            only; the other sampled depths then learn from the labels alone.
     """
 
     subnets: tuple
@@ -65,6 +68,7 @@ class NestedPlan:
     distill_start: int = 0
     warmup: tuple = ()
     warmup_batches: int = 0
+    distill_students: tuple = ()
 
     def __post_init__(self):
         if self.policy not in POLICIES:
@@ -78,6 +82,12 @@ class NestedPlan:
                 f"loss weights given for subnets not in the grid: {unknown}; grid: {sorted(names)}"
             )
         self._check_draw_weights()
+        bad = [n for n in self.distill_students if n not in names or n == self.subnets[0].name]
+        if bad:
+            raise SubnetError(
+                f"distillation students {bad} are not in the grid or are its teacher "
+                f"({self.subnets[0].name}); students may be: {sorted(names - {self.subnets[0].name})}"
+            )
         if self.warmup_batches > 0 and not self.warmup:
             raise SubnetError("a warm-up phase needs the subnets it trains (--warmup-subnet)")
 
@@ -133,6 +143,10 @@ class NestedPlan:
     def distills_at(self, step: int) -> bool:
         """Whether students get KL terms at global batch ``step``."""
         return self.distill and step >= self.distill_start and not self.warming_up(step)
+
+    def is_student(self, name: str) -> bool:
+        """Whether subnet ``name`` gets KL terms when the plan distils."""
+        return name in self.distill_students if self.distill_students else True
 
     def weight(self, name: str) -> float:
         return dict(self.loss_weights).get(name, 1.0)
@@ -218,6 +232,7 @@ class NestedLoss(nn.Module):
         distill: bool = False,
         teacher_targets=None,
         annealing: Optional[Annealing] = None,
+        students: Optional[Sequence[str]] = None,
         **loss_kwargs,
     ) -> Dict[str, Dict[str, torch.Tensor]]:
         """Losses per subnet.
@@ -228,6 +243,7 @@ class NestedLoss(nn.Module):
             distill: add "kl"/"kl_ctc" terms to every subnet after the first.
             teacher_targets: ``DistillTargets`` of an external (frozen) teacher; every
                 subnet then learns from it and none is the teacher.
+            students: names of the subnets that get the KL terms (None: all but the teacher).
             annealing: the quantizers' annealing value of this step, for every subnet
                 (None: not annealing).
             loss_kwargs: prune_range, am_scale, lm_scale of ``Transducer.forward``.
@@ -248,12 +264,13 @@ class NestedLoss(nn.Module):
                     **loss_kwargs,
                 )
             else:
+                learns = students is None or subnet.name in students
                 losses = self.model(
                     features,
                     feature_lens,
                     labels,
                     subnet=subnet,
-                    teacher=teacher,
+                    teacher=teacher if learns else None,
                     annealing=annealing,
                     **loss_kwargs,
                 )

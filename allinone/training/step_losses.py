@@ -119,6 +119,7 @@ class LossAssembler:
             distill=distill,
             teacher_targets=targets,
             annealing=annealing,
+            students=self.plan.distill_students or None,
             **self._loss_kwargs(),
         )
         return StepLosses(per_subnet, subsampled_lengths(feature_lens), batch, labels)

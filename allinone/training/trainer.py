@@ -133,6 +133,7 @@ class Trainer:
             distill_start=n.distill_start_batch,
             warmup=(self.cfg.warmup,) if self.cfg.warmup is not None else (),
             warmup_batches=n.warmup_subnet_batches,
+            distill_students=self.cfg.distill_students,
         )
 
     def _check_warmup(self) -> None:

@@ -235,3 +235,27 @@ def test_masked_kl_matches_brute_force_and_ignores_padding():
     s2[1, 2:] = 0.0  # padding frames may hold anything
     torch.testing.assert_close(masked_kl(t, s2, lens), kl)
     assert torch.all(masked_kl(t, t, lens).abs() < 1e-6)
+
+
+def test_only_the_named_students_are_distilled_and_the_others_learn_from_labels_alone():
+    # Unfolding's paper: KL from the deepest path to the seed only.
+    seed = GRID[3].name
+    plan = NestedPlan(GRID, policy="all", distill=True, student_label_scale=0.5, distill_students=(seed,))
+    x, lens, labels = batch()
+    model = tiny_model()
+    per_subnet = NestedLoss(model)(x, lens, labels, GRID, distill=True, students=[seed], prune_range=3)
+    assert [n for n, losses in per_subnet.items() if "kl" in losses] == [seed]
+    # the others weigh their labels fully, the student by student_label_scale
+    per = {n: {k: v for k, v in losses.items()} for n, losses in per_subnet.items()}
+    total = combine_subnet_losses(per, HEADS, plan, GRID[0].name)
+    label = lambda ls: sum(HEADS[k] * v for k, v in ls.items() if not k.startswith("kl"))  # noqa: E731
+    expected = sum(label(per[n]) for n in per if n != seed)
+    s = per[seed]
+    expected = expected + 0.5 * label(s) + s["kl"] + HEADS["ctc"] * s["kl_ctc"]
+    torch.testing.assert_close(total, expected)
+
+
+def test_distillation_students_must_be_grid_subnets_other_than_the_teacher():
+    for bad in (("d9-w1.0-b32",), (GRID[0].name,)):
+        with pytest.raises(SubnetError, match="distillation students"):
+            NestedPlan(GRID, distill=True, distill_students=bad)

@@ -117,15 +117,19 @@ def expand(u: torch.Tensor, mu: float = 255.0) -> torch.Tensor:
     return _Expand.apply(u, float(mu))
 
 
-def weight_scale(weight: torch.Tensor) -> torch.Tensor:
-    """GQ's per-tensor scale ``max|W|``, detached and at least 1e-8 (so an all-zero tensor divides safely).
+def weight_scale(weight: torch.Tensor, per_channel: bool = False) -> torch.Tensor:
+    """GQ's scale ``max|W|``, detached and at least 1e-8 (so an all-zero tensor divides safely).
 
     Args:
-        weight: any shape.
+        weight: (C_out, ...) any shape.
+        per_channel: one scale per output channel (row) instead of one for the tensor.
     Returns:
-        scalar tensor of ``weight``'s dtype.
+        a scalar tensor, or (C_out, 1, ...) broadcastable against ``weight``; ``weight``'s dtype.
     """
-    return weight.detach().abs().max().clamp(min=1e-8)
+    w = weight.detach().abs()
+    if per_channel and weight.dim() > 1:
+        return w.amax(dim=tuple(range(1, weight.dim())), keepdim=True).clamp(min=1e-8)
+    return w.max().clamp(min=1e-8)
 
 
 def sorted_centroids(raw: torch.Tensor) -> torch.Tensor:
@@ -215,6 +219,7 @@ def gq_fake_quant(
     hard: bool,
     mu: float = 255.0,
     hard_grad: str = "ste",
+    per_channel: bool = False,
 ) -> torch.Tensor:
     """Quantize-dequantize ``weight`` with GQ's soft (or straight-through hard) centroid assignment.
 
@@ -233,6 +238,8 @@ def gq_fake_quant(
             the soft assignment's gradients at ``alpha``, a surrogate that vanishes for
             weights away from a decision boundary as alpha grows (at alpha = 1e5 most
             4-bit weights get almost none), leaving only the centroids to learn.
+        per_channel: normalise each output channel by its own ``max|W|`` (one shared codebook
+            of companded centroids, stored with one scale per channel).
     Returns:
         tensor like ``weight``.
     """
@@ -241,11 +248,11 @@ def gq_fake_quant(
         raise ValueError(f"alpha must be non-negative and finite, got {alpha}")
     if hard_grad not in ("ste", "soft"):
         raise ValueError(f"hard_grad must be 'ste' or 'soft', got {hard_grad!r}")
-    s = weight_scale(weight)
+    s = weight_scale(weight, per_channel)
     u = compand(weight / s, mu).reshape(-1)
     c = centroids.to(weight.dtype)
     if not hard:
-        return (expand(_SoftAssign.apply(u, c, float(alpha)), mu) * s).view_as(weight)
+        return expand(_SoftAssign.apply(u, c, float(alpha)), mu).view_as(weight) * s
     idx = _nearest(u.detach(), c.detach())
     # The straight-through value: forward u_hard; the gradient of u (to the weight) plus the
     # gather c[idx] (to the picked centroid), or that of u_soft; then through expand at u_hard.
@@ -254,12 +261,40 @@ def gq_fake_quant(
     else:
         u_soft = _SoftAssign.apply(u, c, float(alpha))
         u_st = c.detach()[idx] + (u_soft - u_soft.detach())
-    w_st = expand(u_st, mu) * s
     # expand(u_st) * s may differ from the codebook entry in the last bit (vectorised and
     # scalar kernels round differently), so take the value from the codebook and only the
     # gradient from w_st: x - x.detach() is exactly zero.
+    if per_channel:
+        w_st = expand(u_st, mu).view_as(weight) * s
+        return _channel_values(idx.view(weight.shape), expand(c.detach(), mu), s) + (w_st - w_st.detach())
+    w_st = expand(u_st, mu) * s
     codebook = expand(c.detach(), mu) * s
     return (codebook[idx] + (w_st - w_st.detach())).view_as(weight)
+
+
+def _channel_values(indices: torch.Tensor, unit_codebook: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``unit_codebook[indices] * scale``: the one formula of per-channel GQ values, shared by the
+    forward and the packed file's decoding so both give the same bits."""
+    return unit_codebook[indices.long()] * scale
+
+
+@torch.no_grad()
+def gq_channel_codes(
+    weight: torch.Tensor, centroids: torch.Tensor, mu: float = 255.0
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-channel GQ's deployable form: indices, the unit codebook ``expand(c)`` and the scales.
+
+    Returns:
+        indices: uint8 like ``weight``; unit_codebook: (K,) float32; scale: (C_out,) float32,
+        such that ``unit_codebook[indices] * scale`` (per row) is the hard forward's value.
+    """
+    _check_centroids(centroids)
+    if centroids.numel() > 2**MAX_BITS:
+        raise ValueError(f"{centroids.numel()} centroids do not fit uint8 codes")
+    s = weight_scale(weight, per_channel=True)
+    c = centroids.to(weight.dtype)
+    idx = _nearest(compand(weight / s, mu).reshape(-1), c)
+    return idx.to(torch.uint8).view(weight.shape), expand(c, mu).float(), s.reshape(-1).float()
 
 
 @torch.no_grad()
@@ -339,12 +374,20 @@ class GQQuantizer(Quantizer):
 
     state_name = "centroids"
     side_names = ("codebook",)
+    optional_side_names = ("channel_scale",)
 
     @classmethod
     def check_config(cls, cfg: QuantConfig) -> None:
-        if cfg.granularity != "tensor":
-            raise ValueError("the general quantizer is per tensor; use --quant-granularity tensor")
+        if cfg.granularity not in ("tensor", "channel"):
+            raise ValueError(
+                "the general quantizer scales per tensor or per output channel: "
+                "quant_granularity=tensor|channel"
+            )
         _check_mu(cfg.mu)
+
+    @property
+    def per_channel(self) -> bool:
+        return self.cfg.granularity == "channel"
 
     @classmethod
     def state_shape(cls, weight_shape: Tuple[int, ...], bits: int, cfg: QuantConfig) -> Tuple[int, ...]:
@@ -366,21 +409,33 @@ class GQQuantizer(Quantizer):
     ) -> torch.Tensor:
         # Per tensor: a slice is scaled by its own max|w|, so no state needs slicing.
         c = sorted_centroids(self[f"b{bits}"])
-        return gq_fake_quant(w, c, annealing.gq_alpha, annealing.gq_hard, self.cfg.mu, annealing.gq_hard_grad)
+        return gq_fake_quant(
+            w, c, annealing.gq_alpha, annealing.gq_hard, self.cfg.mu, annealing.gq_hard_grad, self.per_channel
+        )
 
     def codes(
         self, w: torch.Tensor, bits: int, out_units: Optional[int] = None, in_units: Optional[int] = None
     ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
-        indices, codebook = gq_codes(w, sorted_centroids(self[f"b{bits}"]), self.cfg.mu)
+        centroids = sorted_centroids(self[f"b{bits}"])
+        if self.per_channel:
+            indices, unit_codebook, scale = gq_channel_codes(w, centroids, self.cfg.mu)
+            return indices, {"codebook": unit_codebook, "channel_scale": scale}
+        indices, codebook = gq_codes(w, centroids, self.cfg.mu)
         return indices, {"codebook": codebook}
 
     def storage_bits(
         self, numel: int, bits: int, out_units: Optional[int] = None, in_units: Optional[int] = None
     ) -> int:
-        return numel * bits + 2**bits * FLOAT_BITS
+        scales = 0
+        if self.per_channel:
+            scales = out_units if out_units is not None else self.weight_shape[0]
+        return numel * bits + 2**bits * FLOAT_BITS + scales * FLOAT_BITS
 
     @classmethod
     def decode(
         cls, codes: torch.Tensor, bits: int, side: Dict[str, torch.Tensor], cfg: QuantConfig
     ) -> torch.Tensor:
+        if "channel_scale" in side:
+            scale = side["channel_scale"].view(-1, *[1] * (codes.dim() - 1))
+            return _channel_values(codes, side["codebook"], scale)
         return side["codebook"][codes.long()]

@@ -80,8 +80,9 @@ class Quantizer(nn.ParameterDict, abc.ABC):
     quantized with the matching slice of the state.
 
     Subclasses set ``state_name`` (the layer attribute they live under) and
-    ``side_names`` (the float arrays ``codes`` returns beside the integer codes), and
-    register with ``register_quantizer``.
+    ``side_names`` (the float arrays ``codes`` returns beside the integer codes; with
+    ``optional_side_names``, those present only at some granularities), and register with
+    ``register_quantizer``.
 
     Args:
         weight_shape: shape of the layer's weight, (C_out, C_in, *kernel).
@@ -91,12 +92,14 @@ class Quantizer(nn.ParameterDict, abc.ABC):
     name: ClassVar[str] = ""
     state_name: ClassVar[str] = ""
     side_names: ClassVar[Tuple[str, ...]] = ()
+    optional_side_names: ClassVar[Tuple[str, ...]] = ()
 
     def __init__(self, weight_shape: Tuple[int, ...], cfg: QuantConfig):
         super().__init__(
             {f"b{b}": nn.Parameter(torch.zeros(self.state_shape(weight_shape, b, cfg))) for b in QUANT_BITS}
         )
         self.cfg = cfg
+        self.weight_shape = tuple(weight_shape)
 
     @classmethod
     def check_config(cls, cfg: QuantConfig) -> None:
@@ -193,8 +196,9 @@ def make_quantizer(weight_shape: Tuple[int, ...], cfg: QuantConfig) -> Quantizer
 
 def quantizer_for_side(side_names: Iterable[str]) -> Type[Quantizer]:
     """The implementation whose ``codes`` store exactly the side arrays ``side_names``."""
-    names = tuple(sorted(side_names))
+    names = set(side_names)
     for cls in _REGISTRY.values():
-        if tuple(sorted(cls.side_names)) == names:
+        required = set(cls.side_names)
+        if required <= names and names - required <= set(cls.optional_side_names):
             return cls
     raise ValueError(f"no quantizer stores the side arrays {list(names)}")

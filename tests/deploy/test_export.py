@@ -17,6 +17,7 @@ QUANT = [
     {"quant_granularity": "channel"},
     {"quant_granularity": "group", "quant_group_size": 16},
     {"quantizer": "gq"},
+    {"quantizer": "gq", "quant_granularity": "channel"},
 ]
 
 

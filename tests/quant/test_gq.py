@@ -439,3 +439,52 @@ def test_invalid_arguments_are_rejected():
         gq_fake_quant(torch.randn(3), torch.zeros(2), -1.0, False)
     with pytest.raises(ValueError):
         gq_codes(torch.randn(3), torch.linspace(-1, 1, 257))
+
+
+# per-output-channel scales
+
+
+def test_per_channel_gq_scales_each_row_by_its_own_max_and_shares_the_codebook():
+    from allinone.quant.gq import gq_channel_codes
+
+    torch.manual_seed(11)
+    # rows of very different magnitude: a per-tensor scale would give the small rows 1-2 levels
+    w = torch.randn(6, 40) * torch.tensor([1e-3, 1e-2, 0.1, 1.0, 3.0, 10.0])[:, None]
+    c = init_centroids(w / w.abs().amax(dim=1, keepdim=True), 3)
+    out = gq_fake_quant(w, c, 1e5, True, 255.0, "ste", per_channel=True)
+    indices, unit, scale = gq_channel_codes(w, c)
+    torch.testing.assert_close(scale, w.abs().amax(dim=1))
+    assert torch.equal(out, unit[indices.long()] * scale[:, None])  # bit-exact with the packed form
+    for row in range(6):
+        levels = torch.unique(out[row])
+        assert levels.numel() <= 8
+        # every row uses most of the 8 shared levels, at its own scale
+        assert levels.numel() >= 5, row
+    per_tensor = gq_fake_quant(w, c, 1e5, True, 255.0, "ste", per_channel=False)
+    err = lambda q: ((q - w).norm(dim=1) / w.norm(dim=1)).max()  # noqa: E731
+    assert err(out) < err(per_tensor)
+
+
+def test_per_channel_gq_quantizer_round_trips_and_a_row_slice_is_a_standalone_small_weight():
+    from allinone.quant.gq import GQQuantizer
+    from allinone.quant.quantizer import QuantConfig, quantizer_for_side
+
+    torch.manual_seed(12)
+    w = torch.randn(10, 7)
+    q = GQQuantizer(tuple(w.shape), QuantConfig(method="gq", granularity="channel"))
+    q.init_from(w)
+    from allinone.quant.annealing import Annealing
+
+    hard = Annealing(gq_alpha=1e5, gq_hard=True)
+    for bits in (1, 2, 4):
+        out = q.fake_quant(w, bits, annealing=hard)
+        codes, side = q.codes(w, bits)
+        assert set(side) == {"codebook", "channel_scale"}
+        assert quantizer_for_side(side) is GQQuantizer
+        assert torch.equal(GQQuantizer.decode(codes, bits, side, q.cfg), out)
+        # storage: b-bit codes + the 2^b codebook + one scale per row
+        assert q.storage_bits(w.numel(), bits) == w.numel() * bits + 2**bits * 32 + 10 * 32
+        # a prefix of rows (a narrower nested FFN) quantizes exactly like those rows alone
+        part = q.fake_quant(w[:4], bits, out_units=4, annealing=hard)
+        assert torch.equal(part, out[:4])
+        assert q.storage_bits(w[:4].numel(), bits, out_units=4) == 28 * bits + 2**bits * 32 + 4 * 32

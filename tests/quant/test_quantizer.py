@@ -109,8 +109,8 @@ def test_gq_layer_is_hard_in_evaluation_and_soft_in_training():
 
 
 def test_bad_configs_are_refused():
-    with pytest.raises(ValueError, match="general quantizer is per tensor"):
-        QuantConfig(method="gq", granularity="channel")
+    with pytest.raises(ValueError, match="general quantizer scales per tensor or per output channel"):
+        QuantConfig(method="gq", granularity="group")
     with pytest.raises(ValueError, match="unknown granularity"):
         QuantConfig(granularity="row")
     with pytest.raises(ValueError, match="unknown quantizer"):

@@ -32,15 +32,21 @@ def build_model(
     """
     cfg = ModelConfig.from_dict(model_config) if isinstance(model_config, dict) else model_config
     if subnets:
-        cfg = replace(cfg, **grid_state(cfg.num_layers, subnets, unfold_relax))
+        cfg = replace(cfg, **grid_state(cfg.num_layers, subnets, unfold_relax, cfg.shared_norm_stats))
     return Transducer(cfg, loss_backend=loss_backend)
 
 
-def grid_state(num_layers: int, subnets: Sequence[SubnetConfig], unfold_relax: bool = False) -> dict:
-    """The ``ModelConfig`` fields a grid of subnets decides: statistics slots and relaxation repeats."""
+def grid_state(
+    num_layers: int,
+    subnets: Sequence[SubnetConfig],
+    unfold_relax: bool = False,
+    shared_norm_stats: bool = False,
+) -> dict:
+    """The ``ModelConfig`` fields a grid of subnets decides: statistics slots (none when every
+    subnet shares one set) and relaxation repeats."""
     repeats = max(max_occurrences(s.schedule(num_layers)) for s in subnets) - 1
     return {
-        "norm_subnets": tuple(statistics_keys(subnets, num_layers)),
+        "norm_subnets": () if shared_norm_stats else tuple(statistics_keys(subnets, num_layers)),
         "unfold_relax": repeats if unfold_relax else 0,
     }
 

@@ -40,6 +40,9 @@ class ModelConfig:
     use_ctc: bool = False
     # Subnets of the training grid; each keeps its own conv-module BatchNorm statistics.
     norm_subnets: Tuple[str, ...] = ()
+    # One set of BatchNorm statistics for every subnet and unfolding repeat: pure weight
+    # sharing, as the papers describe it (the default keeps a set per subnet and repeat).
+    shared_norm_stats: bool = False
     # Repeats per block with their own output gain/bias in unfolded subnets (0 = exact tying).
     unfold_relax: int = 0
     # Weight quantizers of every encoder layer (allinone.quant.quantizer.QuantConfig).

@@ -8,6 +8,10 @@ Two kinds sit side by side:
   the tables of ``egs/synth_digits/ASR/RESULTS.md`` were trained with), so the two can be
   compared run against run.
 
+The paper presets of nested and unfolded models share one set of BatchNorm statistics
+across subnets and repeats (``shared_norm_stats``), as pure weight sharing implies; the
+tuned ones keep a set per subnet and per repeat, this repository's departure.
+
 A preset only changes defaults: any flag given on the command line wins, and ``--model``
 keys merge with the preset's. Nothing a preset sets is hidden: it is the same config a run
 with those flags written out would have, and the checkpoint records it.
@@ -43,7 +47,12 @@ METHOD_PRESETS: Dict[str, MethodPreset] = {
             "distill": True,
             "distill_scale": 1.0,
             "student_label_scale": 0.5,
-            "model": {"quantizer": "lsq", "quant_granularity": "tensor", "quantize_heads": False},
+            "model": {
+                "quantizer": "lsq",
+                "quant_granularity": "tensor",
+                "quantize_heads": False,
+                "shared_norm_stats": True,
+            },
         },
         {
             "subnets": "the paper's grid is not published in full; ours spans depth 6/4/3, FFN width 1/0.5 "
@@ -120,6 +129,7 @@ METHOD_PRESETS: Dict[str, MethodPreset] = {
             "distill_start_batch": 0,
             "warmup_subnet": "",
             "warmup_subnet_batches": 0,
+            "model": {"shared_norm_stats": True},
         },
         {
             "subnet_policy": "the deepest path and the seed every step plus one other depth drawn at random",

@@ -120,15 +120,8 @@ PY
 fi
 
 if run_stage 4; then
-  mkdir -p "$lm_dir"
-  if [[ -n $arpa ]]; then
-    [[ -f $arpa ]] || { echo "prepare.sh: --arpa $arpa does not exist" >&2; exit 1; }
-    cp "$arpa" "$lm_dir/G_3_gram.arpa"
-  elif [[ ! -f $lm_dir/G_3_gram.arpa ]]; then
-    log "Stage 4: word 3-gram on the training transcripts"
-    python ../../../local/train_ngram_lm.py --text "$lang_dir/transcript_words.txt" --order 3 \
-      --out "$lm_dir/G_3_gram.arpa"
-  fi
+  log "Stage 4: word 3-gram (${arpa:-trained on the training transcripts})"
+  ../../../local/prepare_word_lm.sh "$lm_dir/G_3_gram.arpa" "$arpa" "$lang_dir/transcript_words.txt"
 fi
 
 if run_stage 5 && [[ ! -f $lang_dir/.graphs.done ]]; then

@@ -145,17 +145,10 @@ PY
 fi
 
 if run_stage 5; then
-  mkdir -p "$lm_dir"
-  if [[ -n $arpa ]]; then
-    [[ -f $arpa ]] || die "--arpa $arpa does not exist"
-    cp "$arpa" "$lm_dir/G_3_gram.arpa"
-  elif [[ ! -f $lm_dir/G_3_gram.arpa ]]; then
-    log "Stage 5: word 3-gram on the training transcripts${fisher_dirs:+ and Fisher}"
-    cat "$lang_dir/transcript_words.txt" > "$lm_dir/lm_text.txt"
-    if [[ -n $fisher_dirs ]]; then cat "$lm_dir/fisher_text.txt" >> "$lm_dir/lm_text.txt"; fi
-    python ../../../local/train_ngram_lm.py --text "$lm_dir/lm_text.txt" --order 3 \
-      --out "$lm_dir/G_3_gram.arpa"
-  fi
+  texts=("$lang_dir/transcript_words.txt")
+  if [[ -n $fisher_dirs ]]; then texts+=("$lm_dir/fisher_text.txt"); fi
+  log "Stage 5: word 3-gram (${arpa:-trained on the training transcripts${fisher_dirs:+ and Fisher}})"
+  ../../../local/prepare_word_lm.sh "$lm_dir/G_3_gram.arpa" "$arpa" "${texts[@]}"
 fi
 
 if run_stage 6 && [[ ! -f $lang_dir/.graphs.done ]]; then

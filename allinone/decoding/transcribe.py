@@ -113,6 +113,8 @@ def transcribe_files(
     Returns:
         the number of files that could not be read.
     """
+    # Built first, so that a missing or mismatched lang dir fails before any file is read.
+    ctc_searcher = build_ctc_searcher(options, loaded.model, tokenizer)
     features: Dict[Path, torch.Tensor] = {}
     failed = 0
     for path in files:
@@ -123,7 +125,6 @@ def transcribe_files(
             failed += 1
             continue
         features[path] = fbank_features(samples, options.sample_rate, loaded.model.config.num_features)
-    ctc_searcher = build_ctc_searcher(options, loaded.model, tokenizer)
     readable = list(features)
     for subnet in loaded.subnets:
         tag = f" [{subnet.name}]" if len(loaded.subnets) > 1 else ""

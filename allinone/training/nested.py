@@ -144,10 +144,6 @@ class NestedPlan:
         """Whether students get KL terms at global batch ``step``."""
         return self.distill and step >= self.distill_start and not self.warming_up(step)
 
-    def is_student(self, name: str) -> bool:
-        """Whether subnet ``name`` gets KL terms when the plan distils."""
-        return name in self.distill_students if self.distill_students else True
-
     def weight(self, name: str) -> float:
         return dict(self.loss_weights).get(name, 1.0)
 

@@ -1,0 +1,17 @@
+#!/usr/bin/env python3
+r"""Decode the librispeech test sets with a subnet exported by export-onnx.py (sherpa-onnx or onnxruntime).
+
+Usage (from egs/librispeech/ASR):
+
+  ./conformer_transducer/onnx_decode.py --onnx-dir conformer_transducer/exp_100h/onnx --subnet d16-w1.0-b4 \
+    --variant int8-codes --engine sherpa-onnx --decoding-method modified_beam_search
+
+Result files as decode.py's, in <onnx-dir>/<engine>-<decoding-method>/.
+"""
+
+from decode import DECODE_DEFAULTS  # the corpus's manifests, test sets and lang dir, kept in one place
+
+from allinone.deploy.onnx_decode_cli import onnx_decode_main
+
+if __name__ == "__main__":
+    onnx_decode_main(DECODE_DEFAULTS, __doc__)

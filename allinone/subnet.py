@@ -37,10 +37,12 @@ FLOAT_BITS = 32
 # (``allinone.quant.mixed``) or fixed by a bit map.
 MIXED_BITS = 0
 SUPPORTED_BITS = (1, 2, 3, 4, 5, 6, 8, FLOAT_BITS, MIXED_BITS)
-# Weight groups that can take their own bit-width: the encoder's, and "head" (the decoder's
-# context convolution, the joiner and the CTC output layer), which only a model built with
-# quantized heads (ModelConfig.quantize_heads) quantizes; other models keep them float.
-QUANT_CLASSES = ("subsampling", "ffn", "attn", "conv", "head")
+# Weight groups that can take their own bit-width: the encoder's (the Conformer's FFN,
+# attention and convolution modules, or the LSTM encoder's matrices, "rnn"), and "head"
+# (the decoder's context convolution, the joiner and the CTC output layer), which only a
+# model built with quantized heads (ModelConfig.quantize_heads) quantizes; other models
+# keep them float.
+QUANT_CLASSES = ("subsampling", "ffn", "attn", "conv", "rnn", "head")
 HEAD_CLASS = "head"
 
 

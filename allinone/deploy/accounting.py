@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import torch.nn as nn
 
 from allinone.deploy.naming import weight_class
-from allinone.nn.conformer import ConformerEncoder, FeedForward, SubnetBatchNorm
+from allinone.nn.conformer import FeedForward, SubnetBatchNorm
+from allinone.nn.lstm import RNN_CLASS, LstmEncoder
 from allinone.quant.layers import QUANT_LAYERS
 from allinone.quant.quantizer import Quantizer
 from allinone.subnet import FLOAT_BITS, MIXED_BITS, SubnetConfig, full_subnet
@@ -88,8 +89,20 @@ def ffn_footprint(ffn: FeedForward, ratio: float, bits: int) -> Footprint:
     return fp
 
 
-def encoder_footprint(encoder: ConformerEncoder, subnet: SubnetConfig) -> Footprint:
-    """What ``subnet`` runs of the encoder."""
+def lstm_footprint(encoder: LstmEncoder, subnet: SubnetConfig) -> Footprint:
+    """What ``subnet`` runs of an LSTM encoder: the front-end, layers 1..depth, the output norm."""
+    subnet = encoder.check_subnet(subnet)
+    fp = dense_footprint(encoder.embed, subnet.bits_for("subsampling"))
+    for layer in encoder.layers[: subnet.depth]:
+        fp += dense_footprint(layer, subnet.bits_for(RNN_CLASS))
+    fp += dense_footprint(encoder.output_norm)
+    return fp
+
+
+def encoder_footprint(encoder: nn.Module, subnet: SubnetConfig) -> Footprint:
+    """What ``subnet`` runs of the encoder (a ``ConformerEncoder`` or an ``LstmEncoder``)."""
+    if isinstance(encoder, LstmEncoder):
+        return lstm_footprint(encoder, subnet)
     schedule = subnet.schedule(encoder.num_layers)
     subnet = subnet.resolved(encoder.num_layers)
     fp = dense_footprint(encoder.embed, subnet.bits_for("subsampling"))

@@ -54,10 +54,11 @@ def _standalone(model: Transducer, subnet: SubnetConfig) -> Tuple[ModelConfig, S
     local = tuple(used.index(b) for b in schedule)
     unfold = None if local == tuple(range(len(local))) else local
     run = SubnetConfig(depth=len(local), unfold=unfold)
+    is_conformer = cfg.encoder == "conformer"
     small = replace(
         cfg,
         num_layers=len(used),
-        ffn_dim=model.encoder.layers[0].ff.hidden_units(subnet.ffn_ratio),
+        ffn_dim=model.encoder.layers[0].ff.hidden_units(subnet.ffn_ratio) if is_conformer else cfg.ffn_dim,
         **grid_state(len(used), [run], unfold_relax=bool(cfg.unfold_relax)),
         # The stored weights load dequantized into float layers: default (unused) quantizers.
         quantizer=QuantConfig().method,

@@ -12,7 +12,7 @@ def weight_class(name: str) -> str:
     Args:
         name: a state-dict name such as ``encoder.layers.3.ff.linear1.weight``.
     Returns:
-        "head", "subsampling", "ffn", "attn" or "conv".
+        "head", "subsampling", "ffn", "attn", "conv" or (LSTM encoder matrices) "rnn".
     Raises:
         ValueError: ``name`` is not a weight any subnet quantizes.
     """
@@ -21,6 +21,7 @@ def weight_class(name: str) -> str:
     if name.startswith("encoder.embed."):
         return "subsampling"
     for marker, cls in (
+        (".lstm_", "rnn"),
         (".ff_macaron.", "ffn"),
         (".ff.", "ffn"),
         (".self_attn.", "attn"),

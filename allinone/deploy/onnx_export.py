@@ -170,7 +170,15 @@ def export_onnx(
         metadata: more ``metadata_props`` for every file (e.g. the source subnet's name).
     Returns:
         part -> path, for "encoder", "decoder", "joiner" and (with a CTC head) "ctc".
+    Raises:
+        ValueError: a projected LSTM encoder, which ONNX's LSTM operator cannot express.
     """
+    if model.config.encoder == "lstm" and model.config.lstm_hidden_size != model.config.d_model:
+        raise ValueError(
+            "ONNX's LSTM operator has no projection: only LSTM encoders with "
+            f"lstm_hidden_size == d_model export (this one: {model.config.lstm_hidden_size} cells, "
+            f"d_model {model.config.d_model})"
+        )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model = model.eval()

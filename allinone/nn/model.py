@@ -12,6 +12,7 @@ from allinone.losses.distill import masked_kl
 from allinone.nn.conformer import ConformerEncoder
 from allinone.nn.decoder import StatelessDecoder
 from allinone.nn.joiner import Joiner
+from allinone.nn.lstm import LstmEncoder
 from allinone.quant.annealing import Annealing
 from allinone.quant.layers import QLinear, configure_quantizers, run_at_bits
 from allinone.quant.quantizer import QuantConfig
@@ -38,6 +39,10 @@ class ModelConfig:
     conv_norm: str = "batchnorm"
     use_transducer: bool = True
     use_ctc: bool = False
+    # "conformer", or "lstm": unidirectional LSTM(P) layers (allinone.nn.lstm) with
+    # lstm_hidden_size cells projected to d_model (no projection when they are equal).
+    encoder: str = "conformer"
+    lstm_hidden_size: int = 320
     # Subnets of the training grid; each keeps its own conv-module BatchNorm statistics.
     norm_subnets: Tuple[str, ...] = ()
     # One set of BatchNorm statistics for every subnet and unfolding repeat: pure weight
@@ -63,6 +68,8 @@ class ModelConfig:
     def __post_init__(self):
         if not (self.use_transducer or self.use_ctc):
             raise ValueError("the model needs a transducer head, a CTC head or both")
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"unknown encoder {self.encoder!r}; choose from {', '.join(ENCODERS)}")
         if self.quantize_heads and self.mp_candidates:
             raise ValueError(
                 "one-stage mixed precision searches the encoder's bit-widths only; "
@@ -76,6 +83,33 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
         return cls(**d)
+
+
+ENCODERS = ("conformer", "lstm")
+
+
+def build_encoder(config: ModelConfig) -> nn.Module:
+    """The encoder ``config.encoder`` names, sized by ``config``."""
+    if config.encoder == "lstm":
+        return LstmEncoder(
+            num_features=config.num_features,
+            d_model=config.d_model,
+            num_layers=config.num_layers,
+            hidden_size=config.lstm_hidden_size,
+            dropout=config.dropout,
+        )
+    return ConformerEncoder(
+        num_features=config.num_features,
+        d_model=config.d_model,
+        num_layers=config.num_layers,
+        num_heads=config.num_heads,
+        ffn_dim=config.ffn_dim,
+        kernel_size=config.kernel_size,
+        dropout=config.dropout,
+        conv_norm=config.conv_norm,
+        norm_subnets=config.norm_subnets,
+        unfold_relax=config.unfold_relax,
+    )
 
 
 class DistillTargets(NamedTuple):
@@ -121,18 +155,7 @@ class Transducer(nn.Module):
     def __init__(self, config: ModelConfig, loss_backend: str = "torch"):
         super().__init__()
         self.config = config
-        self.encoder = ConformerEncoder(
-            num_features=config.num_features,
-            d_model=config.d_model,
-            num_layers=config.num_layers,
-            num_heads=config.num_heads,
-            ffn_dim=config.ffn_dim,
-            kernel_size=config.kernel_size,
-            dropout=config.dropout,
-            conv_norm=config.conv_norm,
-            norm_subnets=config.norm_subnets,
-            unfold_relax=config.unfold_relax,
-        )
+        self.encoder = build_encoder(config)
         quantized = config.quantize_heads
         self.decoder = StatelessDecoder(
             config.vocab_size, config.decoder_dim, config.blank_id, config.context_size, quantized

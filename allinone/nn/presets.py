@@ -5,6 +5,9 @@
 Switchboard-300h across several GPUs.
 ``conformer-s``: Conformer-S of Gulati et al. (2020) (16 blocks, d_model 144, 4 heads, FFN
 576, kernel 31), about 10M parameters: LibriSpeech-100h on one GPU.
+``lstm-digits``: the LSTM transducer encoder for the General Quantizer on the digits
+(4 unidirectional layers of 512 cells projected to 192, ``allinone.nn.lstm``), about
+the size of ``conformer-digits``.
 ``conformer-digits``: the synthetic-digits recipe's model (6 blocks, d_model 144), trained on
 CPU. Dropout 0.1 for the real corpora (what the papers' setups use); the digits model has
 none (see that recipe's RESULTS.md).
@@ -20,6 +23,7 @@ MODEL_PRESETS: Dict[str, Dict[str, Any]] = {
     "conformer-digits": dict(
         d_model=144, num_layers=6, num_heads=4, ffn_dim=576, kernel_size=15, dropout=0.0
     ),
+    "lstm-digits": dict(encoder="lstm", d_model=192, num_layers=4, lstm_hidden_size=512, dropout=0.1),
 }
 
 

@@ -10,6 +10,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any, Dict
 
+from allinone.nn.presets import MODEL_PRESETS, model_preset
 from allinone.training.config import SECTIONS, TrainConfig, parse_model_overrides
 from allinone.training.presets import METHOD_PRESETS, apply_preset
 from allinone.utils.options import add_dataclass_arguments
@@ -39,16 +40,21 @@ def add_train_arguments(parser: argparse.ArgumentParser, defaults: Dict[str, Any
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The ``TrainConfig`` of parsed flags."""
-    flat = {k: v for k, v in vars(args).items() if k not in ("model", "preset")}
+    flat = {k: v for k, v in vars(args).items() if k not in ("model", "preset", "model_preset")}
     return TrainConfig.from_flat(model=parse_model_overrides(args.model), **flat)
 
 
 def train_parser(defaults: Dict[str, Any], description: str = "", argv=None) -> argparse.ArgumentParser:
-    """``train.py``'s parser: ``--preset`` (read first) turns the recipe's ``defaults`` into the
-    preset's, then every option is a flag whose default is the result."""
-    pre = argparse.ArgumentParser(add_help=False)
+    """``train.py``'s parser: ``--model-preset`` and ``--preset`` (read first) turn the recipe's
+    ``defaults`` into the named model's and the method's, then every option is a flag whose
+    default is the result."""
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)  # "--model" is not "--model-preset"
     pre.add_argument("--preset", default="", choices=("", *METHOD_PRESETS))
-    preset = pre.parse_known_args(argv)[0].preset
+    pre.add_argument("--model-preset", default="", choices=("", *MODEL_PRESETS))
+    known = pre.parse_known_args(argv)[0]
+    preset = known.preset
+    if known.model_preset:
+        defaults = {**defaults, "model": model_preset(known.model_preset)}
     parser = argparse.ArgumentParser(
         description=description + _presets_help(), formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -57,6 +63,13 @@ def train_parser(defaults: Dict[str, Any], description: str = "", argv=None) -> 
         default="",
         choices=("", *METHOD_PRESETS),
         help="a method's settings at once (allinone/training/presets.py); flags given as well win",
+    )
+    parser.add_argument(
+        "--model-preset",
+        default="",
+        choices=("", *MODEL_PRESETS),
+        help="a named model in place of the recipe's (allinone/nn/presets.py, e.g. lstm-digits); "
+        "--model key=value still overrides its values",
     )
     add_train_arguments(parser, apply_preset(defaults, preset))
     return parser

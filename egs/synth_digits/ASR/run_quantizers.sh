@@ -4,13 +4,18 @@
 # Usage: egs/synth_digits/ASR/run_quantizers.sh [--stage N] [--stop-stage N] [--jobs N]
 #            [--float-dir DIR] [--float-epoch N] [--num-epochs N] [--base-lr LR]
 #            [--granularity tensor|channel|group] [--search-epochs N]
+#            [--uniform-bits "8 4 ..."] [--gq-bits "4 2 ..."] [--gq-soft-bits "..."]
+#            [--gq-mixed SUFFIX] [--targets "3 2.5"] [--gq-mix-targets "2"]
+#            [--train-opts "FLAGS" --exp-suffix S]
 #  stage 1: compression runs, each from the float model's averaged weights with the same
 #           recipe (--num-epochs, labels + KL to the frozen float model):
 #             lsq-b{8,6,4,3,2,1}      uniform LSQ at --granularity
 #             gq-b{4,3,2}, gq-b2_ffn1 general quantizer (straight-through hard phase); the
-#                                     last with 1-bit FFNs
+#                                     last (--gq-mixed, "" for none) with 1-bit FFNs
 #             gq-soft-b{4,3,2}        the same with the hard phase's soft-path gradient
 #             mp1-t{4,3,2.5}          one-stage mixed precision at those average-bit targets
+#             gq-mix-t<t>             (--gq-mix-targets) one-stage mixed precision with the
+#                                     general quantizer over {1, 2, 4, 8} bits per matrix
 #           and int8 post-training quantization (ptq-int8)
 #  stage 2: independent two-stage baselines: mp2-search-t* learns a bit map with the same
 #           Gumbel-softmax search over the frozen float weights (--search-epochs), then
@@ -18,6 +23,8 @@
 #           row's time is the sum of both
 #  stage 3: export every run as a packed file and decode that file (and the float model)
 #  stage 4: the table (quant_comparison/comparison.md, .json)
+#  --train-opts adds train.py flags to every run, e.g. "--model-preset lstm-digits" for an
+#  LSTM float model; --exp-suffix S keeps such runs in exp_quant$S/ and quantizers$S/.
 # Needs ./prepare.sh and a trained float model (run.sh trains conformer_transducer/exp).
 set -euo pipefail
 # The body is one block that bash parses before running it, so editing this file while a
@@ -38,6 +45,10 @@ uniform_bits="8 6 4 3 2 1"
 gq_bits="4 3 2"
 gq_soft_bits="4 3 2"
 targets="4 3 2.5"
+gq_mixed="b2_ffn1"
+gq_mix_targets=""
+train_opts=""
+exp_suffix=""
 decoding_method=modified_beam_search
 recipe=conformer_transducer
 
@@ -47,8 +58,8 @@ cd "$script_dir"
 
 log() { echo "$(date '+%Y-%m-%d %H:%M:%S') (run_quantizers.sh:${BASH_LINENO[0]}) $*"; }
 
-root=$recipe/exp_quant
-out_dir=$recipe/exp_comparisons/quantizers
+root=$recipe/exp_quant$exp_suffix
+out_dir=$recipe/exp_comparisons/quantizers$exp_suffix
 float_ckpt=$float_dir/epoch-$float_epoch.pt
 [ -f "$float_ckpt" ] || { echo "$0: $float_ckpt missing: train the float model first (run.sh)" >&2; exit 1; }
 mkdir -p "$root" "$out_dir"
@@ -60,16 +71,19 @@ d="d$num_layers-w1.0"
 
 common="./$recipe/train.py --num-epochs $num_epochs --tensorboard false --init-from $float_ckpt \
 --teacher-checkpoint $float_ckpt --distill true --student-label-scale 1.0 --base-lr $base_lr \
---warmup-batches 50 --gq-anneal-batches $anneal_batches --mp-anneal-batches $anneal_batches"
+--warmup-batches 50 --gq-anneal-batches $anneal_batches --mp-anneal-batches $anneal_batches $train_opts"
 mp_model="quant_granularity=$granularity mp_candidates=2,3,4,6,8"
 
 # "dir|train flags" per compression run of stage 1
 stage1_runs() {
   for b in $uniform_bits; do echo "lsq-b$b|--subnets $d-b$b --model quant_granularity=$granularity"; done
   for b in $gq_bits; do echo "gq-b$b|--subnets $d-b$b --model quantizer=gq"; done
-  echo "gq-b2_ffn1|--subnets $d-b2_ffn1 --model quantizer=gq"
+  [ -z "$gq_mixed" ] || echo "gq-$gq_mixed|--subnets $d-$gq_mixed --model quantizer=gq"
   for b in $gq_soft_bits; do echo "gq-soft-b$b|--subnets $d-b$b --model quantizer=gq --gq-hard-grad soft"; done
   for t in $targets; do echo "mp1-t$t|--subnets $d-bmix --model $mp_model --mp-target-bits $t"; done
+  for t in $gq_mix_targets; do
+    echo "gq-mix-t$t|--subnets $d-bmix --model quantizer=gq mp_candidates=1,2,4,8 --mp-target-bits $t"
+  done
 }
 
 queue_runs() {  # reads "dir|train flags" lines; --num-epochs in the flags overrides the common one
@@ -131,6 +145,8 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
       ptq-int8) echo "int8 post-training" ;;
       lsq-b*) echo "uniform ${1#lsq-b}-bit" ;;
       gq-b2_ffn1) echo "GQ mixed (2-bit, FFN 1-bit)" ;;
+      gq-mix-t*) echo "GQ one-stage target ${1#gq-mix-t} (1-8 bits)" ;;
+      gq-b*_*) echo "GQ mixed (${1#gq-})" ;;
       gq-soft-b*) echo "GQ ${1#gq-soft-b}-bit, soft-path hard phase" ;;
       gq-b*) echo "GQ ${1#gq-b}-bit" ;;
       mp1-t*) echo "one-stage target ${1#mp1-t}" ;;

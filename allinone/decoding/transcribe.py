@@ -12,7 +12,7 @@ import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Sequence, TextIO, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, TextIO, Tuple
 
 import numpy as np
 import torch
@@ -43,9 +43,21 @@ class TranscribeOptions(SearchOptions, ModelSourceOptions):
 
     sample_rate: int = option(16000, "sample rate the model's features were computed at (audio is resampled)")
     batch_size: int = option(8, "files decoded together")
+    onnx_dir: Optional[Path] = option(
+        None, "transcribe with export-onnx.py's files in this directory (onnxruntime) instead of a checkpoint"
+    )
+    onnx_subnet: str = option(
+        "", "with --onnx-dir: the exported subnet (the <subnet> of encoder-<subnet>.onnx)"
+    )
+    onnx_variant: str = option(
+        "fp32", "with --onnx-dir: fp32, int8 or int8-codes", ("fp32", "int8", "int8-codes")
+    )
 
     def check(self) -> None:
-        ModelSourceOptions.check(self)
+        if self.onnx_dir is None:
+            ModelSourceOptions.check(self)
+        elif not self.onnx_subnet:
+            raise ValueError("--onnx-dir needs --onnx-subnet (the name in encoder-<subnet>.onnx)")
         SearchOptions.check(self)
         if self.batch_size < 1:
             raise ValueError("--batch-size must be >= 1")
@@ -99,22 +111,68 @@ def _pad(features: List[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
     return out, lens
 
 
+Recognizer = Callable[[torch.Tensor, torch.Tensor], List[List[str]]]
+
+
+def torch_recognizers(loaded: LoadedModel, tokenizer: BpeTokenizer, options: TranscribeOptions):
+    """(name, recognizer) per subnet of a loaded checkpoint or packed file: features -> words."""
+    # Built first, so that a missing or mismatched lang dir fails before any file is read.
+    ctc_searcher = build_ctc_searcher(options, loaded.model, tokenizer)
+
+    def of(subnet):
+        return lambda x, x_lens: recognize(
+            loaded.model, x, x_lens, tokenizer, options.decoding_method, options.beam_size, subnet,
+            ctc_searcher, options.blank_penalty,
+        )  # fmt: skip
+
+    return [(subnet.name, of(subnet)) for subnet in loaded.subnets]
+
+
+def onnx_recognizer(tokenizer: BpeTokenizer, options: TranscribeOptions) -> Tuple[Recognizer, int]:
+    """Features -> words with export-onnx.py's files, through onnxruntime and our searches.
+
+    Returns:
+        (the recognizer, the feature dimension the encoder reads).
+    """
+    from allinone.decoding.ctc_search import CTC_METHODS, CtcSearcher
+    from allinone.deploy.onnx_runtime import OnnxCtc, OnnxTransducer, parts_for, recognize_onnx
+
+    ctc = options.decoding_method in CTC_METHODS
+    paths = parts_for(options.onnx_dir, options.onnx_subnet, options.onnx_variant, ctc=ctc)
+    if ctc:
+        model = OnnxCtc(paths["ctc"], options.num_threads)
+        searcher = CtcSearcher(
+            options.decoding_method, tokenizer, tokenizer.vocab_size, options.lang_dir, options.search_beam,
+            options.max_active, options.ngram_lm_scale, 0, options.ctc_backend,
+        )  # fmt: skip
+        return (lambda x, x_lens: searcher(*model.log_probs(x, x_lens))), model.feature_dim
+    model = OnnxTransducer(paths, options.num_threads)
+
+    def run(x, x_lens):
+        hyps = recognize_onnx(
+            model, x, x_lens, options.decoding_method, options.beam_size, options.blank_penalty
+        )
+        return [tokenizer.decode(h).split() for h in hyps]
+
+    return run, model.feature_dim
+
+
 def transcribe_files(
-    loaded: LoadedModel,
+    recognizers: Sequence[Tuple[str, Recognizer]],
     files: Sequence[Path],
-    tokenizer: BpeTokenizer,
     options: TranscribeOptions,
+    num_features: int = 80,
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
 ) -> int:
-    """Print ``FILE: words`` for every readable file and subnet (``FILE [subnet]: words`` when
-    several subnets are decoded), and a line naming each unreadable file on ``err``.
+    """Print ``FILE: words`` for every readable file and recognizer (``FILE [subnet]: words``
+    when there are several), and a line naming each unreadable file on ``err``.
 
+    Args:
+        recognizers: (subnet name, features (N, T, F) and lengths (N,) -> N word lists).
     Returns:
         the number of files that could not be read.
     """
-    # Built first, so that a missing or mismatched lang dir fails before any file is read.
-    ctc_searcher = build_ctc_searcher(options, loaded.model, tokenizer)
     features: Dict[Path, torch.Tensor] = {}
     failed = 0
     for path in files:
@@ -124,16 +182,13 @@ def transcribe_files(
             print(f"pretrained.py: {e}", file=err)
             failed += 1
             continue
-        features[path] = fbank_features(samples, options.sample_rate, loaded.model.config.num_features)
+        features[path] = fbank_features(samples, options.sample_rate, num_features)
     readable = list(features)
-    for subnet in loaded.subnets:
-        tag = f" [{subnet.name}]" if len(loaded.subnets) > 1 else ""
+    for name, recognize_batch in recognizers:
+        tag = f" [{name}]" if len(recognizers) > 1 else ""
         for batch in _batches(readable, options.batch_size):
             x, x_lens = _pad([features[p] for p in batch])
-            words = recognize(
-                loaded.model, x, x_lens, tokenizer, options.decoding_method, options.beam_size, subnet,
-                ctc_searcher, options.blank_penalty,
-            )  # fmt: skip
+            words = recognize_batch(x, x_lens)
             for path, hyp in zip(batch, words):
                 print(f"{path}{tag}: {' '.join(hyp)}", file=out, flush=True)
     return failed
@@ -156,8 +211,19 @@ def transcribe_main(defaults: Dict[str, object], description: str) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     torch.set_num_threads(options.num_threads)
     tokenizer = BpeTokenizer(options.bpe_model)
-    loaded = load_model(options)
-    loaded.model.to(resolve_device(options.device))
-    check_vocabulary(loaded.model, tokenizer, options.bpe_model)
-    if transcribe_files(loaded, args.sound_files, tokenizer, options):
+    if options.onnx_dir is not None:
+        from allinone.deploy.onnx_runtime import OnnxModelError
+
+        try:
+            recognizer, num_features = onnx_recognizer(tokenizer, options)
+        except OnnxModelError as e:
+            raise SystemExit(f"pretrained.py: {e}") from None
+        recognizers = [(options.onnx_subnet, recognizer)]
+    else:
+        loaded = load_model(options)
+        loaded.model.to(resolve_device(options.device))
+        check_vocabulary(loaded.model, tokenizer, options.bpe_model)
+        recognizers = torch_recognizers(loaded, tokenizer, options)
+        num_features = loaded.model.config.num_features
+    if transcribe_files(recognizers, args.sound_files, options, num_features):
         sys.exit(1)

@@ -132,6 +132,7 @@ class OnnxTransducer:
             metadata[part] = check_onnx_model(paths[part], part, sessions[part])
         decoder_meta = metadata["decoder"]
         self.encoder_session = sessions["encoder"]
+        self.feature_dim = int(metadata["encoder"].get("feature_dim", 80))
         self.vocab_size = int(decoder_meta["vocab_size"])
         blank_id = int(decoder_meta.get("blank_id", 0))
         self.decoder = _DecoderAdapter(sessions["decoder"], blank_id, int(decoder_meta["context_size"]))
@@ -150,7 +151,7 @@ class OnnxCtc:
 
     def __init__(self, path: Path, num_threads: int = 1):
         self.session = open_session(path, num_threads)
-        check_onnx_model(path, "ctc", self.session)
+        self.feature_dim = int(check_onnx_model(path, "ctc", self.session).get("feature_dim", 80))
 
     def log_probs(self, x: torch.Tensor, x_lens: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """(N, T, F), (N,) -> (N, T', V) log-probabilities, (N,)."""

@@ -129,3 +129,17 @@ def test_damaged_files_are_named_not_crashed_on(exported, tmp_path):
            "--out-dir", str(broken), "--bpe-model", str(lang / "bpe.model")]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=300)
     assert out.returncode == 1 and str(aio) in out.stderr and "Traceback" not in out.stderr
+
+
+def test_pretrained_py_transcribes_with_the_onnx_files(exported):
+    root, lang, exp, onnx_dir = exported
+    want = _torch_on_audio(root, lang, onnx_dir / f"{SUBNET}.aio", "greedy_search")
+    cuts = sorted(want)[:3]
+    wavs = [root / "wav" / f"{c.rsplit('-', 1)[0]}.wav" for c in cuts]  # cut "test-000-0" of "test-000"
+    cmd = [sys.executable, str(RECIPE / "pretrained.py"), "--onnx-dir", str(onnx_dir),
+           "--onnx-subnet", SUBNET, "--bpe-model", str(lang / "bpe.model"),
+           "--decoding-method", "greedy_search",
+           "--blank-penalty", PENALTY, *map(str, wavs)]  # fmt: skip
+    out = run(cmd)
+    lines = dict(line.split(": ", 1) for line in out.stdout.splitlines())
+    assert [lines[str(w)].split() for w in wavs] == [want[c] for c in cuts]

@@ -17,12 +17,14 @@ stored size of the subnet.
 """
 
 from dataclasses import dataclass
+from typing import Optional, Tuple
 
 import torch.nn as nn
 
 from allinone.deploy.naming import weight_class
 from allinone.nn.conformer import FeedForward, SubnetBatchNorm
 from allinone.nn.lstm import RNN_CLASS, LstmEncoder
+from allinone.nn.ssl import SslEncoder
 from allinone.quant.layers import QUANT_LAYERS
 from allinone.quant.quantizer import Quantizer
 from allinone.subnet import FLOAT_BITS, MIXED_BITS, SubnetConfig, full_subnet
@@ -99,10 +101,39 @@ def lstm_footprint(encoder: LstmEncoder, subnet: SubnetConfig) -> Footprint:
     return fp
 
 
+def ssl_footprint(encoder: SslEncoder, subnet: SubnetConfig) -> Footprint:
+    """What ``subnet`` runs of a wav2vec 2.0 / HuBERT encoder: the feature encoder and
+    projection, the positional convolution, each layer it runs once (attention at "attn"
+    bits, the widest intermediate prefix its uses need at "ffn" bits) and the encoder norm.
+    The masking embedding only serves training and is not counted."""
+    schedule = subnet.schedule(encoder.num_layers)
+    subnet = subnet.resolved(encoder.num_layers)
+    model = encoder.backbone
+    fp = dense_footprint(model.feature_extractor)
+    fp += dense_footprint(model.feature_projection)
+    fp += dense_footprint(model.encoder.pos_conv_embed)
+    widest: dict = {}
+    for i, block in enumerate(schedule):
+        widest[block] = max(widest.get(block, 0), encoder.hidden_units(subnet.layer_ratio(i)))
+    for block, units in sorted(widest.items()):
+        layer = model.encoder.layers[block]
+        fp += dense_footprint(layer.attention, subnet.bits_for("attn"))
+        ff, d = layer.feed_forward, encoder.d_model
+        _quant_weight(fp, ff.intermediate_dense, subnet.bits_for("ffn"), out_units=units)
+        fp.add(units + d, FLOAT_BITS)  # the two biases
+        _quant_weight(fp, ff.output_dense, subnet.bits_for("ffn"), in_units=units)
+        fp += dense_footprint(layer.layer_norm)
+        fp += dense_footprint(layer.final_layer_norm)
+    fp += dense_footprint(model.encoder.layer_norm)
+    return fp
+
+
 def encoder_footprint(encoder: nn.Module, subnet: SubnetConfig) -> Footprint:
-    """What ``subnet`` runs of the encoder (a ``ConformerEncoder`` or an ``LstmEncoder``)."""
+    """What ``subnet`` runs of the encoder (Conformer, LSTM or wav2vec 2.0 / HuBERT)."""
     if isinstance(encoder, LstmEncoder):
         return lstm_footprint(encoder, subnet)
+    if isinstance(encoder, SslEncoder):
+        return ssl_footprint(encoder, subnet)
     schedule = subnet.schedule(encoder.num_layers)
     subnet = subnet.resolved(encoder.num_layers)
     fp = dense_footprint(encoder.embed, subnet.bits_for("subsampling"))
@@ -154,6 +185,28 @@ def compression_ratio(model: nn.Module, subnet: SubnetConfig) -> float:
     return float_model_bytes(model) / subnet_footprint(model, subnet).stored_bytes
 
 
+# Where each encoder keeps its layers, and the names of the FFN linears sliced by width.
+LAYER_PREFIXES = ("encoder.layers.", "encoder.backbone.encoder.layers.")
+FFN_LINEARS = (".ff.linear1", ".ff.linear2", ".ff_macaron.linear1", ".ff_macaron.linear2",
+               ".feed_forward.intermediate_dense", ".feed_forward.output_dense")  # fmt: skip
+
+
+def layer_index(name: str) -> Optional[int]:
+    """The encoder layer a module or parameter name belongs to (None: not in a layer)."""
+    for prefix in LAYER_PREFIXES:
+        if name.startswith(prefix):
+            return int(name[len(prefix) :].split(".")[0])
+    return None
+
+
+def _ffn_units(encoder: nn.Module, ratio: float) -> Tuple[int, int]:
+    """(all, run at ``ratio``) hidden units of the encoder's FFNs."""
+    if isinstance(encoder, SslEncoder):
+        return encoder.ffn_dim, encoder.hidden_units(ratio)
+    ffn = encoder.layers[0].ff
+    return ffn.ffn_dim, ffn.hidden_units(ratio)
+
+
 def average_weight_bits(model: nn.Module, subnet: SubnetConfig) -> float:
     """Mean bit-width of the weights ``subnet`` quantizes, weighted by their size.
 
@@ -164,21 +217,20 @@ def average_weight_bits(model: nn.Module, subnet: SubnetConfig) -> float:
     """
     subnet = subnet.resolved(model.encoder.num_layers)
     schedule = subnet.schedule(model.encoder.num_layers)
-    blocks = {f"encoder.layers.{b}." for b in schedule}
     num = den = 0
     for name, m in model.encoder.named_modules(prefix="encoder"):
         if not isinstance(m, QUANT_LAYERS):
             continue
-        if name.startswith("encoder.layers.") and not any(name.startswith(b) for b in blocks):
+        block = layer_index(name)
+        if block is not None and block not in schedule:
             continue
         bits = subnet.bits_for(weight_class(name + ".weight"))
         bits = m.chosen_bits() if bits == MIXED_BITS else bits
         numel = m.weight.numel()
-        if name.endswith((".ff.linear1", ".ff.linear2", ".ff_macaron.linear1", ".ff_macaron.linear2")):
-            block = int(name.split(".")[2])
-            ffn = model.encoder.layers[block].ff
+        if name.endswith(FFN_LINEARS):
             ratio = max(subnet.layer_ratio(i) for i, b in enumerate(schedule) if b == block)
-            numel = numel // ffn.ffn_dim * ffn.hidden_units(ratio)  # the prefix of hidden units run
+            full, units = _ffn_units(model.encoder, ratio)
+            numel = numel // full * units  # the prefix of hidden units run
         num += numel * bits
         den += numel
     if model.config.quantize_heads:

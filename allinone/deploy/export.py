@@ -18,15 +18,22 @@ subnet's, so any decoder runs it unchanged.
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn as nn
 
-from allinone.deploy.accounting import TRAINING_ONLY, float_model_bytes, subnet_footprint
+from allinone.deploy.accounting import (
+    LAYER_PREFIXES,
+    TRAINING_ONLY,
+    float_model_bytes,
+    layer_index,
+    subnet_footprint,
+)
 from allinone.deploy.naming import weight_class
 from allinone.nn.build import build_model, grid_state
 from allinone.nn.model import ModelConfig, Transducer
+from allinone.nn.ssl import SSL_KINDS
 from allinone.quant.layers import QUANT_LAYERS
 from allinone.quant.pack import (
     PackedFileError,
@@ -54,11 +61,18 @@ def _standalone(model: Transducer, subnet: SubnetConfig) -> Tuple[ModelConfig, S
     local = tuple(used.index(b) for b in schedule)
     unfold = None if local == tuple(range(len(local))) else local
     run = SubnetConfig(depth=len(local), unfold=unfold)
-    is_conformer = cfg.encoder == "conformer"
+    ffn_dim = cfg.ffn_dim
+    extra = {}
+    if cfg.encoder == "conformer":
+        ffn_dim = model.encoder.layers[0].ff.hidden_units(subnet.ffn_ratio)
+    elif cfg.encoder in SSL_KINDS:
+        ffn_dim = model.encoder.hidden_units(subnet.ffn_ratio)
+        extra["ssl_config"] = {**cfg.ssl_config, "num_hidden_layers": len(used), "intermediate_size": ffn_dim}
     small = replace(
         cfg,
+        **extra,
         num_layers=len(used),
-        ffn_dim=model.encoder.layers[0].ff.hidden_units(subnet.ffn_ratio) if is_conformer else cfg.ffn_dim,
+        ffn_dim=ffn_dim,
         **grid_state(len(used), [run], unfold_relax=bool(cfg.unfold_relax)),
         # The stored weights load dequantized into float layers: default (unused) quantizers.
         quantizer=QuantConfig().method,
@@ -71,11 +85,22 @@ def _standalone(model: Transducer, subnet: SubnetConfig) -> Tuple[ModelConfig, S
 
 def _source_name(name: str, used: Tuple[int, ...]) -> str:
     """The parameter of the nested model that standalone parameter ``name`` comes from."""
-    if name.startswith("encoder.layers."):
-        parts = name.split(".")
-        parts[2] = str(used[int(parts[2])])
-        return ".".join(parts)
-    return name
+    block = layer_index(name)
+    if block is None:
+        return name
+    prefix = next(p for p in LAYER_PREFIXES if name.startswith(p))
+    rest = name[len(prefix) :].split(".", 1)[1]
+    return f"{prefix}{used[block]}.{rest}"
+
+
+def _ffn_slice(name: str, units: int) -> Tuple[Optional[int], Optional[int]]:
+    """(out_units, in_units) of a width-sliced FFN tensor, (None, None) for every other tensor."""
+    conformer_ffn = ".ff." in name or ".ff_macaron." in name
+    if (conformer_ffn and ".linear1." in name) or ".feed_forward.intermediate_dense." in name:
+        return units, None  # rows (and the bias) of the first FFN layer
+    if (conformer_ffn and ".linear2.weight" in name) or ".feed_forward.output_dense.weight" in name:
+        return None, units  # columns of the second
+    return None, None
 
 
 def _quantized_record(layer: nn.Module, w: torch.Tensor, bits: int, out_units, in_units) -> TensorRecord:
@@ -108,11 +133,7 @@ def export_subnet(model: Transducer, subnet: SubnetConfig, path) -> Dict:
             continue
         src_name = _source_name(name, used)
         src = big[src_name]
-        out_units = in_units = None
-        if ".linear1." in name and (".ff." in name or ".ff_macaron." in name):
-            out_units = k_units
-        elif ".linear2.weight" in name and (".ff." in name or ".ff_macaron." in name):
-            in_units = k_units
+        out_units, in_units = _ffn_slice(name, k_units)
         if name.endswith(("running_mean", "running_var")):
             keys = small.encoder.norm_slots or {run.name: 0}
             src = torch.stack([src[slot_of[_occurrence(key)]] for key in keys])
@@ -200,8 +221,9 @@ def load_packed_model(path) -> Tuple[Transducer, SubnetConfig, Dict]:
 def round_trip_error(model: Transducer, subnet: SubnetConfig, path) -> float:
     """How far the model in packed file ``path`` is from ``subnet`` of ``model``.
 
-    Both run a fixed random batch (features (2, 300, num_features), lengths 300 and 217;
-    seed 0): the encoders, and the heads as a deployed system runs them (quantized, with
+    Both run a fixed random batch (features (2, 300, num_features), lengths 300 and 217,
+    or for a waveform encoder samples (2, 8000), lengths 8000 and 5800; seed 0): the
+    encoders, and the heads as a deployed system runs them (quantized, with
     ``quantize_heads``): CTC log-probabilities and joiner logits on two token contexts.
 
     Returns:
@@ -211,7 +233,10 @@ def round_trip_error(model: Transducer, subnet: SubnetConfig, path) -> float:
     model = model.eval()
     reloaded, run, _ = load_packed_model(path)
     torch.manual_seed(0)
-    x, lens = torch.randn(2, 300, model.config.num_features), torch.tensor([300, 217])
+    if model.config.encoder in SSL_KINDS:
+        x, lens = torch.randn(2, 8000), torch.tensor([8000, 5800])
+    else:
+        x, lens = torch.randn(2, 300, model.config.num_features), torch.tensor([300, 217])
     ref, _ = model.encoder(x, lens, subnet)
     got, _ = reloaded.encoder(x, lens, run)
     diffs = [(ref - got).abs().max()]

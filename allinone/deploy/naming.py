@@ -22,6 +22,8 @@ def weight_class(name: str) -> str:
         return "subsampling"
     for marker, cls in (
         (".lstm_", "rnn"),
+        (".feed_forward.", "ffn"),  # transformers' wav2vec 2.0 / HuBERT layers
+        (".attention.", "attn"),
         (".ff_macaron.", "ffn"),
         (".ff.", "ffn"),
         (".self_attn.", "attn"),

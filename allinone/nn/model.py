@@ -1,6 +1,6 @@
 """Conformer transducer: encoder, stateless decoder, joiner and the pruned RNN-T loss."""
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import torch
@@ -13,6 +13,7 @@ from allinone.nn.conformer import ConformerEncoder
 from allinone.nn.decoder import StatelessDecoder
 from allinone.nn.joiner import Joiner
 from allinone.nn.lstm import LstmEncoder
+from allinone.nn.ssl import SSL_KINDS, SslEncoder
 from allinone.quant.annealing import Annealing
 from allinone.quant.layers import QLinear, configure_quantizers, run_at_bits
 from allinone.quant.quantizer import QuantConfig
@@ -40,9 +41,13 @@ class ModelConfig:
     use_transducer: bool = True
     use_ctc: bool = False
     # "conformer", or "lstm": unidirectional LSTM(P) layers (allinone.nn.lstm) with
-    # lstm_hidden_size cells projected to d_model (no projection when they are equal).
+    # lstm_hidden_size cells projected to d_model (no projection when they are equal), or
+    # "wav2vec2" / "hubert": a transformers backbone on raw waveforms (allinone.nn.ssl)
+    # built from ssl_config (its transformers config as a dict; hidden_size == d_model,
+    # num_hidden_layers == num_layers, intermediate_size == ffn_dim).
     encoder: str = "conformer"
     lstm_hidden_size: int = 320
+    ssl_config: Dict = field(default_factory=dict)
     # Subnets of the training grid; each keeps its own conv-module BatchNorm statistics.
     norm_subnets: Tuple[str, ...] = ()
     # One set of BatchNorm statistics for every subnet and unfolding repeat: pure weight
@@ -70,6 +75,12 @@ class ModelConfig:
             raise ValueError("the model needs a transducer head, a CTC head or both")
         if self.encoder not in ENCODERS:
             raise ValueError(f"unknown encoder {self.encoder!r}; choose from {', '.join(ENCODERS)}")
+        if self.encoder in SSL_KINDS:
+            sizes = {"hidden_size": self.d_model, "num_hidden_layers": self.num_layers,
+                     "intermediate_size": self.ffn_dim}  # fmt: skip
+            wrong = {k: self.ssl_config.get(k) for k, v in sizes.items() if self.ssl_config.get(k) != v}
+            if wrong:
+                raise ValueError(f"ssl_config disagrees with d_model, num_layers, ffn_dim: {wrong} ({sizes})")
         if self.quantize_heads and self.mp_candidates:
             raise ValueError(
                 "one-stage mixed precision searches the encoder's bit-widths only; "
@@ -85,11 +96,13 @@ class ModelConfig:
         return cls(**d)
 
 
-ENCODERS = ("conformer", "lstm")
+ENCODERS = ("conformer", "lstm") + SSL_KINDS
 
 
 def build_encoder(config: ModelConfig) -> nn.Module:
     """The encoder ``config.encoder`` names, sized by ``config``."""
+    if config.encoder in SSL_KINDS:
+        return SslEncoder(config.encoder, config.ssl_config)
     if config.encoder == "lstm":
         return LstmEncoder(
             num_features=config.num_features,

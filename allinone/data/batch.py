@@ -11,8 +11,9 @@ class AsrBatch:
     """A ``K2SpeechRecognitionDataset`` batch in supervision order.
 
     Attributes:
-        features: (N, T, F) float features, padded.
-        feature_lens: (N,) int64 valid frames per utterance.
+        features: (N, T, F) float features, padded (or (N, S) waveforms for encoders that
+            read audio).
+        feature_lens: (N,) int64 valid frames (or samples) per utterance.
         texts: N transcripts.
         cut_ids: N cut ids (what error messages and bad-batch dumps name).
         durations: N durations in seconds.
@@ -35,7 +36,7 @@ def unpack_batch(batch: Dict) -> AsrBatch:
     cuts = sup["cut"]
     return AsrBatch(
         features=batch["inputs"][sup["sequence_idx"]],
-        feature_lens=sup["num_frames"].long(),
+        feature_lens=(sup["num_frames"] if "num_frames" in sup else sup["num_samples"]).long(),
         texts=list(sup["text"]),
         cut_ids=[c.id for c in cuts],
         durations=[float(c.duration) for c in cuts],

@@ -11,6 +11,7 @@ from lhotse import CutSet, Fbank, FbankConfig
 from lhotse.dataset import (
     CutMix,
     DynamicBucketingSampler,
+    AudioSamples,
     K2SpeechRecognitionDataset,
     OnTheFlyFeatures,
     PerturbSpeed,
@@ -196,7 +197,10 @@ class AsrDataModule:
         seed: base seed of the sampler shuffle (the epoch number is added).
         world_size, rank: data-parallel split: each rank gets its own batches.
         on_the_fly_feats: compute fbank from the audio in the loader instead of reading it.
-        perturb_speed: on-the-fly speed perturbation of training cuts (needs ``on_the_fly_feats``).
+        raw_audio: batches of waveforms (N, S) instead of features, for encoders that read
+            audio (wav2vec 2.0 / HuBERT).
+        perturb_speed: speed perturbation of training cuts in the loader (needs the audio:
+            ``on_the_fly_feats`` or ``raw_audio``).
         musan: noise cuts mixed into training cuts (lhotse ``CutMix``), or None.
     """
 
@@ -211,9 +215,12 @@ class AsrDataModule:
         on_the_fly_feats: bool = False,
         perturb_speed: bool = False,
         musan: Optional[CutSet] = None,
+        raw_audio: bool = False,
     ):
-        if perturb_speed and not on_the_fly_feats:
-            raise ValueError("speed perturbation in the loader needs on-the-fly features")
+        if perturb_speed and not (on_the_fly_feats or raw_audio):
+            raise ValueError("speed perturbation in the loader needs on-the-fly features or raw audio")
+        if on_the_fly_feats and raw_audio:
+            raise ValueError("on-the-fly features and raw audio inputs exclude each other")
         self.max_duration = max_duration
         self.num_buckets = num_buckets
         self.num_workers = num_workers
@@ -221,6 +228,7 @@ class AsrDataModule:
         self.world_size = world_size
         self.rank = rank
         self.on_the_fly_feats = on_the_fly_feats
+        self.raw_audio = raw_audio
         self.perturb_speed = perturb_speed
         self.musan = musan
 
@@ -247,6 +255,8 @@ class AsrDataModule:
         kwargs = {}
         if self.on_the_fly_feats:
             kwargs["input_strategy"] = OnTheFlyFeatures(Fbank(FbankConfig(num_mel_bins=80)))
+        elif self.raw_audio:
+            kwargs["input_strategy"] = AudioSamples()
         return K2SpeechRecognitionDataset(return_cuts=True, cut_transforms=transforms, **kwargs)
 
     def _loader(self, sampler, epoch_seed: int, train: bool) -> DataLoader:
@@ -333,7 +343,8 @@ def load_musan(path) -> CutSet:
 def load_training_cuts(
     manifest_dir, name: str, tokenizer: BpeTokenizer, allow_empty: bool = False, on_the_fly_feats: bool = False
 ) -> "tuple[CutSet, FilterStats]":
-    """``<manifest_dir>/<name>`` read lazily, checked to have its features (or audio) on disk,
+    """``<manifest_dir>/<name>`` read lazily, checked to have its features (or, with
+    ``on_the_fly_feats``, which raw-audio inputs need too, its audio) on disk,
     filtered for training; the filter's counts fill in during the first pass.
 
     Raises:

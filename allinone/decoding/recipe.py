@@ -32,6 +32,7 @@ from allinone.decoding.subnet_report import SubnetRow, subnet_row, write_subnet_
 from allinone.deploy.export import load_packed_model
 from allinone.nn.bn_calibration import calibrate_batchnorm
 from allinone.nn.model import Transducer
+from allinone.nn.ssl import SSL_KINDS
 from allinone.subnet import SubnetConfig, select_subnets
 from allinone.utils.device import DEVICES, resolve_device
 from allinone.utils.log import setup_logger
@@ -195,7 +196,8 @@ def decode_recipe(options: DecodeOptions) -> List[SubnetRow]:
     loaded.model.to(resolve_device(options.device))
     check_vocabulary(loaded.model, tokenizer, options.bpe_model)
     ctc_searcher = build_ctc_searcher(options, loaded.model, tokenizer)
-    dm = AsrDataModule(max_duration=options.max_duration, num_workers=0)
+    raw_audio = loaded.model.config.encoder in SSL_KINDS
+    dm = AsrDataModule(max_duration=options.max_duration, num_workers=0, raw_audio=raw_audio)
     test_cuts = {
         name: load_split(options.manifest_dir, options.cuts_prefix, name) for name in options.test_sets
     }

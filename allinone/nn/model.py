@@ -75,7 +75,7 @@ class ModelConfig:
             raise ValueError("the model needs a transducer head, a CTC head or both")
         if self.encoder not in ENCODERS:
             raise ValueError(f"unknown encoder {self.encoder!r}; choose from {', '.join(ENCODERS)}")
-        if self.encoder in SSL_KINDS:
+        if self.encoder in SSL_KINDS and self.ssl_config:
             sizes = {"hidden_size": self.d_model, "num_hidden_layers": self.num_layers,
                      "intermediate_size": self.ffn_dim}  # fmt: skip
             wrong = {k: self.ssl_config.get(k) for k, v in sizes.items() if self.ssl_config.get(k) != v}
@@ -102,6 +102,11 @@ ENCODERS = ("conformer", "lstm") + SSL_KINDS
 def build_encoder(config: ModelConfig) -> nn.Module:
     """The encoder ``config.encoder`` names, sized by ``config``."""
     if config.encoder in SSL_KINDS:
+        if not config.ssl_config:
+            raise ValueError(
+                f"a {config.encoder} encoder is built from its transformers config: train with "
+                "--pretrained-dir (a local checkpoint directory)"
+            )
         return SslEncoder(config.encoder, config.ssl_config)
     if config.encoder == "lstm":
         return LstmEncoder(

@@ -79,6 +79,8 @@ class SubnetLinear(QLinear):
 
 
 ATTENTION_LINEARS = ("q_proj", "k_proj", "v_proj", "out_proj")
+# State-dict entries of the quantizers, which a transformers checkpoint does not have.
+QUANTIZER_STATE = (".steps.", ".centroids.", ".mp_logits", ".mp_bits")
 FFN_LINEARS = ("intermediate_dense", "output_dense")
 
 
@@ -159,6 +161,29 @@ class SslEncoder(nn.Module):
         self.num_layers = self.config.num_hidden_layers
         self.ffn_dim = self.config.intermediate_size
         self.norm_slots: dict = {}  # LayerNorm only: one behaviour for every subnet
+
+    @torch.no_grad()
+    def load_pretrained(self, path: Path) -> None:
+        """The backbone's weights from a local checkpoint directory (the Hub's layout); the
+        quantizers are initialised from them.
+
+        Raises:
+            PretrainedDirError: naming the directory and what it lacks.
+            ValueError: a checkpoint of another architecture than this encoder's config.
+        """
+        _, model_class = _classes(self.kind)
+        source = model_class.from_pretrained(
+            str(check_pretrained_dir(path)), config=self.config, local_files_only=True
+        )
+        missing, unexpected = self.backbone.load_state_dict(source.state_dict(), strict=False)
+        missing = [k for k in missing if not any(s in k for s in QUANTIZER_STATE)]
+        if missing or unexpected:
+            raise ValueError(
+                f"{path}: does not fit the encoder (missing {missing[:3]}, unexpected {unexpected[:3]})"
+            )
+        for m in self.modules():
+            if isinstance(m, SubnetLinear):
+                m.reset_steps()
 
     def norm_slot(self, subnet: SubnetConfig, occurrence: int = 0) -> int:
         """BatchNorm statistics set of a subnet: always 0 (no BatchNorm in these encoders)."""

@@ -69,6 +69,9 @@ class Compression:
                 "--reorder-ffn-units needs --init-from: the hidden units of a freshly initialised "
                 "model have no importance to order by"
             )
+        if cfg.pretrained_dir:
+            model.encoder.load_pretrained(Path(cfg.pretrained_dir))
+            logging.info(f"encoder initialised from the pretrained checkpoint {cfg.pretrained_dir}")
         if cfg.init_from:
             weights, _ = float_weights(Path(cfg.init_from), cfg.float_weights)
             init_from_float(model, weights, cfg.init_from)

@@ -13,6 +13,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 from allinone.checkpoint.weights import WEIGHT_MODES
 from allinone.nn.ffn_order import UNIT_ORDERS
 from allinone.nn.model import ModelConfig
+from allinone.nn.ssl import SSL_KINDS, read_pretrained_config
 from allinone.subnet import SubnetConfig, SubnetError, full_subnet, parse_subnets
 from allinone.training.nested import POLICIES
 from allinone.utils.device import DEVICES, amp_dtype
@@ -85,7 +86,11 @@ class DataOptions:
     sortagrad_epochs: int = option(
         1, "epochs (from the first) whose batches go from short to long utterances"
     )
-    spec_augment: bool = option(True, "SpecAugment time and frequency masks on training batches")
+    spec_augment: bool = option(
+        True,
+        "SpecAugment time and frequency masks on training fbank batches (wav2vec 2.0 / HuBERT mask "
+        "their own features, as their transformers config sets)",
+    )
     max_batches_per_epoch: int = option(
         0, "stop each epoch after N batches (0: whole epoch); for smoke tests"
     )
@@ -182,6 +187,12 @@ class CompressionOptions:
         "start from this trained (float) checkpoint's weights (--float-weights); "
         "quantizers are initialised from them",
     )
+    pretrained_dir: str = option(
+        "",
+        "with --model encoder=wav2vec2|hubert: the encoder's architecture and weights from this local "
+        "checkpoint directory in the Hugging Face Hub's layout (config.json and model.safetensors or "
+        "pytorch_model.bin); the CTC / transducer heads start fresh",
+    )
     float_weights: str = option(
         "epoch-mean",
         "which weights --init-from and --teacher-checkpoint give: epoch-mean (the mean over the "
@@ -264,18 +275,45 @@ class TrainConfig:
     compression: CompressionOptions = field(default_factory=CompressionOptions)
     model: ModelConfig = field(default_factory=lambda: ModelConfig(vocab_size=0))
 
+    @property
+    def raw_audio(self) -> bool:
+        """Whether batches carry waveforms: the encoder reads audio (wav2vec 2.0 / HuBERT)."""
+        return self.model.encoder in SSL_KINDS
+
     def __post_init__(self) -> None:
         amp_dtype(self.run.use_fp16, self.run.use_bf16)  # both set is an error
-        if self.data.perturb_speed and not self.data.on_the_fly_feats:
+        if self.data.on_the_fly_feats and self.raw_audio:
+            raise ValueError(
+                f"--on-the-fly-feats: the {self.model.encoder} encoder reads the waveform itself"
+            )
+        if self.data.perturb_speed and not (self.data.on_the_fly_feats or self.raw_audio):
             raise ValueError(
                 "--perturb-speed true needs --on-the-fly-feats true; with stored features, perturb at "
                 "preparation time (compute_fbank.py --perturb-speed-splits)"
             )
+        if self.compression.pretrained_dir:
+            self._read_pretrained_architecture()
         # Checked here: an impossible grid fails before anything is built.
         self.grid: Tuple[SubnetConfig, ...] = tuple(self._parse_grid())
         self.warmup: Optional[SubnetConfig] = self._parse_warmup()
         self.distill_students: Tuple[str, ...] = tuple(
             self._seed_name(n.strip()) for n in self.nested.distill_students.split(",") if n.strip()
+        )
+
+    def _read_pretrained_architecture(self) -> None:
+        """Size the model as the ``--pretrained-dir`` checkpoint (its transformers config)."""
+        if not self.raw_audio:
+            raise ValueError(
+                "--pretrained-dir loads a wav2vec 2.0 / HuBERT checkpoint: add --model encoder=wav2vec2 "
+                "(or encoder=hubert)"
+            )
+        hf = read_pretrained_config(self.model.encoder, Path(self.compression.pretrained_dir))
+        self.model = replace(
+            self.model,
+            ssl_config=hf,
+            d_model=hf["hidden_size"],
+            num_layers=hf["num_hidden_layers"],
+            ffn_dim=hf["intermediate_size"],
         )
 
     def _seed_name(self, name: str) -> str:

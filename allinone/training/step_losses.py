@@ -94,7 +94,7 @@ class LossAssembler:
         batch = unpack_batch(raw_batch)
         labels = self.tokenizer.encode_batch(batch.texts, batch.cut_ids)
         features = batch.features
-        if train and self.cfg.data.spec_augment:
+        if train and self.cfg.data.spec_augment and not self.cfg.raw_audio:
             features = spec_augment(features, batch.feature_lens, SpecAugmentConfig())
         features = features.to(self.device, non_blocking=True)
         feature_lens = batch.feature_lens.to(self.device)

@@ -341,14 +341,14 @@ class Trainer:
         cfg = self.cfg
         d = cfg.data
         train_cuts, self.train_filter_stats = load_training_cuts(
-            d.manifest_dir, d.train_cuts, self.tokenizer, on_the_fly_feats=d.on_the_fly_feats
+            d.manifest_dir, d.train_cuts, self.tokenizer, on_the_fly_feats=d.on_the_fly_feats or cfg.raw_audio
         )
         valid_cuts, _ = load_training_cuts(
             d.manifest_dir,
             d.valid_cuts,
             self.tokenizer,
             allow_empty=True,
-            on_the_fly_feats=d.on_the_fly_feats,
+            on_the_fly_feats=d.on_the_fly_feats or cfg.raw_audio,
         )
         dm = AsrDataModule(
             d.max_duration,
@@ -360,6 +360,7 @@ class Trainer:
             on_the_fly_feats=d.on_the_fly_feats,
             perturb_speed=d.perturb_speed,
             musan=load_musan(d.musan_cuts) if d.enable_musan else None,
+            raw_audio=cfg.raw_audio,
         )
         sorted_sampler = dm.sorted_sampler(train_cuts) if d.sortagrad_epochs > 0 else None
         self.train_sampler = dm.train_sampler(train_cuts)

@@ -1,0 +1,72 @@
+"""A wav2vec 2.0 checkpoint in the Hub's layout fine-tuned with CTC through train.py on raw audio,
+decoded, exported as a packed subnet and decoded from that file."""
+
+import sys
+
+import torch
+import transformers
+
+from tests.e2e.test_all_in_one import decode_cmd, one_epoch
+from tests.e2e.test_recipe import RECIPE, run, train_cmd
+
+GRID = "d2-w1.0-b32,d1-w0.5-b4"
+
+
+def _pretrained_dir(path):
+    """A small wav2vec 2.0 as save_pretrained writes it (what a user downloads from the Hub)."""
+    torch.manual_seed(0)
+    cfg = transformers.Wav2Vec2Config(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, conv_dim=(16, 16),
+        conv_kernel=(10, 8), conv_stride=(5, 4), num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
+        feat_extract_norm="layer", do_stable_layer_norm=True, mask_time_prob=0.05, layerdrop=0.0,
+        codevector_dim=16, proj_codevector_dim=16, num_codevectors_per_group=8,
+    )  # fmt: skip
+    transformers.Wav2Vec2ForPreTraining(cfg).save_pretrained(path)
+    return path
+
+
+def _ctc_decode(root, lang, exp):
+    cmd = decode_cmd(root, lang, exp)
+    cmd[cmd.index("--decoding-method") + 1] = "ctc-greedy-search"
+    return cmd
+
+
+def test_wav2vec2_fine_tunes_from_a_pretrained_dir_and_exports(tiny_corpus, tmp_path):
+    root, lang = tiny_corpus
+    pretrained = _pretrained_dir(tmp_path / "w2v")
+    exp = tmp_path / "exp"
+    flags = ["--model", "encoder=wav2vec2", "--pretrained-dir", str(pretrained), "--use-transducer", "false",
+             "--use-ctc", "true", "--subnets", GRID]  # fmt: skip
+    run(one_epoch(train_cmd(root, lang, exp, *flags)))
+    log = next((exp / "log").glob("log-train-*")).read_text()
+    assert "encoder initialised from the pretrained checkpoint" in log
+    state = torch.load(exp / "epoch-1.pt", weights_only=False)
+    assert state["model_config"]["encoder"] == "wav2vec2" and state["model_config"]["d_model"] == 32
+    frozen = "encoder.backbone.feature_extractor.conv_layers.0.conv.weight"
+    source = transformers.Wav2Vec2Model.from_pretrained(str(pretrained)).state_dict()
+    assert torch.equal(
+        state["model"][frozen], source["feature_extractor.conv_layers.0.conv.weight"]
+    )  # frozen
+    out = run(_ctc_decode(root, lang, exp))
+    assert "d1-w0.5-b4" in out.stdout
+    run(
+        [
+            sys.executable,
+            str(RECIPE / "export.py"),
+            "--exp-dir",
+            str(exp),
+            "--epoch",
+            "1",
+            "--subnet",
+            "d1-w0.5-b4",
+        ]
+    )
+    packed = _ctc_decode(root, lang, exp)
+    packed[packed.index("--epoch") : packed.index("--epoch") + 2] = [
+        "--packed-model",
+        str(exp / "d1-w0.5-b4.aio"),
+    ]
+    run(packed)
+    res = exp / "ctc-greedy-search"
+    ckpt = next(res.glob("recogs-test-*-d1-w0.5-b4-epoch-1-*.txt")).read_text()
+    assert next(res.glob("recogs-test-*-d1-w0.5-b4-packed.txt")).read_text() == ckpt

@@ -27,6 +27,7 @@ from allinone.decoding.recipe import (
     load_model,
 )
 from allinone.decoding.runner import recognize
+from allinone.nn.ssl import SSL_KINDS
 from allinone.utils.device import resolve_device
 from allinone.utils.options import add_dataclass_arguments, dataclass_from_args, option
 
@@ -164,12 +165,15 @@ def transcribe_files(
     num_features: int = 80,
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
+    raw_audio: bool = False,
 ) -> int:
     """Print ``FILE: words`` for every readable file and recognizer (``FILE [subnet]: words``
     when there are several), and a line naming each unreadable file on ``err``.
 
     Args:
         recognizers: (subnet name, features (N, T, F) and lengths (N,) -> N word lists).
+        raw_audio: hand the recognizers the samples ((N, S, 1), lengths in samples) instead of
+            fbank, for encoders that read the waveform (wav2vec 2.0 / HuBERT).
     Returns:
         the number of files that could not be read.
     """
@@ -182,7 +186,10 @@ def transcribe_files(
             print(f"pretrained.py: {e}", file=err)
             failed += 1
             continue
-        features[path] = fbank_features(samples, options.sample_rate, num_features)
+        if raw_audio:
+            features[path] = torch.from_numpy(samples)[:, None]
+        else:
+            features[path] = fbank_features(samples, options.sample_rate, num_features)
     readable = list(features)
     for name, recognize_batch in recognizers:
         tag = f" [{name}]" if len(recognizers) > 1 else ""
@@ -225,5 +232,6 @@ def transcribe_main(defaults: Dict[str, object], description: str) -> None:
         check_vocabulary(loaded.model, tokenizer, options.bpe_model)
         recognizers = torch_recognizers(loaded, tokenizer, options)
         num_features = loaded.model.config.num_features
-    if transcribe_files(recognizers, args.sound_files, options, num_features):
+    raw_audio = options.onnx_dir is None and loaded.model.config.encoder in SSL_KINDS
+    if transcribe_files(recognizers, args.sound_files, options, num_features, raw_audio=raw_audio):
         sys.exit(1)

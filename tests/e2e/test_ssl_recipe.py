@@ -1,11 +1,13 @@
 """A wav2vec 2.0 checkpoint in the Hub's layout fine-tuned with CTC through train.py on raw audio,
 decoded, exported as a packed subnet and decoded from that file."""
 
+import json
 import sys
 
 import torch
 import transformers
 
+from allinone.utils.scoring import read_recogs
 from tests.e2e.test_all_in_one import decode_cmd, one_epoch
 from tests.e2e.test_recipe import RECIPE, run, train_cmd
 
@@ -70,3 +72,33 @@ def test_wav2vec2_fine_tunes_from_a_pretrained_dir_and_exports(tiny_corpus, tmp_
     res = exp / "ctc-greedy-search"
     ckpt = next(res.glob("recogs-test-*-d1-w0.5-b4-epoch-1-*.txt")).read_text()
     assert next(res.glob("recogs-test-*-d1-w0.5-b4-packed.txt")).read_text() == ckpt
+    # pretrained.py reads the wav itself: the same words as decode.py from the cut's audio
+    hyps = {cut: hyp for cut, _, hyp in read_recogs(next(res.glob("recogs-test-*-d1-w0.5-b4-epoch-1-*.txt")))}
+    cut = sorted(hyps)[0]
+    wav = root / "wav" / f"{cut.rsplit('-', 1)[0]}.wav"  # cut "test-000-0" of recording "test-000"
+    cmd = [sys.executable, str(RECIPE / "pretrained.py"), "--epoch", "1", "--exp-dir", str(exp),
+           "--bpe-model", str(lang / "bpe.model"), "--decoding-method", "ctc-greedy-search",
+           "--subnets", "d1-w0.5-b4", str(wav)]  # fmt: skip
+    line = run(cmd).stdout.strip()
+    assert line.startswith(f"{wav}:") and line.split(":", 1)[1].split() == hyps[cut]
+
+
+def test_pretraining_resumes_and_writes_a_hub_dir_the_encoder_loads(tiny_corpus, tmp_path):
+    from allinone.nn.ssl import SslEncoder, read_pretrained_config
+
+    root, _ = tiny_corpus
+    exp = tmp_path / "pre"
+    cmd = [sys.executable, str(RECIPE.parent / "wav2vec2_ctc" / "pretrain.py"), "--exp-dir", str(exp),
+           "--manifest-dir", str(root / "fbank"), "--train-cuts", "tiny_cuts_train.jsonl.gz",
+           "--max-duration", "6", "--warmup-steps", "1", "--save-every-steps", "2",
+           "--num-workers", "0"]  # fmt: skip
+    run(cmd + ["--num-steps", "2"])
+    out = run(cmd + ["--num-steps", "3"])
+    assert "3 steps" in out.stdout
+    log = (exp / "log").glob("log-pretrain*")
+    assert any("resumed from" in p.read_text() and "at step 2" in p.read_text() for p in log)
+    summary = json.loads((exp / "pretrain-summary.json").read_text())
+    assert summary["steps"] == 3 and summary["final"]["contrastive_per_masked_frame"] > 0
+    hf = read_pretrained_config("wav2vec2", exp / "hub")
+    assert hf["hidden_size"] == 144 and hf["num_hidden_layers"] == 4
+    SslEncoder("wav2vec2", hf, pretrained_dir=exp / "hub")  # the fine-tuning path loads it

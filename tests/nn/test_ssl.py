@@ -153,3 +153,35 @@ def test_packed_subnet_files_reload_exactly(name, tmp_path):
     small, run, _ = load_packed_model(tmp_path / "m.aio")
     assert small.config.ssl_config["num_hidden_layers"] == subnet.resolved(3).depth == run.depth
     assert round_trip_error(model, subnet, tmp_path / "m.aio") < 1e-5  # encoder and CTC head
+
+
+def test_mixed_precision_searches_and_unfolding_equals_a_deeper_model_of_copied_layers():
+    model = _ctc_model(mp_candidates="2,4,8")
+    model.encoder.backbone.config.mask_time_prob = 0.0
+    x, lens, _ = _batch()
+    model.train()
+    loss = model(x, lens, [[1, 2], [3]], subnet=SubnetConfig.from_name("d3-w1.0-bmix"))["ctc"].sum()
+    loss.backward()
+    q = model.encoder.backbone.encoder.layers[0].attention.q_proj
+    assert q.mp_logits.grad is not None and q.mp_logits.grad.abs().sum() > 0  # the bit choice learns
+    # "rep" unfolding: each layer run twice in a row, weight-tied, equals a 6-layer transformers
+    # model whose layers are copies 0, 0, 1, 1, 2, 2
+    cfg, hf = _hf(*CASES[0])
+    enc = _ours("wav2vec2", cfg, hf)
+    _, deep = _hf(*CASES[0], num_hidden_layers=6)
+    state = {}
+    for name, t in hf.state_dict().items():
+        if ".layers." not in name:
+            state[name] = t
+            continue
+        head, rest = name.split(".layers.")
+        block, tail = rest.split(".", 1)
+        for copy in (2 * int(block), 2 * int(block) + 1):
+            state[f"{head}.layers.{copy}.{tail}"] = t
+    deep.load_state_dict(state)
+    x, lens, mask = _batch()
+    with torch.no_grad():
+        ref = deep(x, attention_mask=mask).last_hidden_state
+        got, n = enc(x, lens, SubnetConfig.from_name("d6-w1.0-b32-urep"))
+    for i, k in enumerate(n.tolist()):
+        torch.testing.assert_close(got[i, :k], ref[i, :k], rtol=0, atol=1e-5)

@@ -13,6 +13,7 @@ from typing import Dict
 
 import torch
 
+from allinone.checkpoint.io import CheckpointError
 from allinone.checkpoint.weights import load_for_decoding
 from allinone.deploy.export import export_subnet, load_packed_model
 from allinone.deploy.onnx_export import export_onnx, onnx_path, write_tokens
@@ -87,7 +88,7 @@ def export_onnx_main(description: str, defaults: Dict[str, object]) -> None:
     setup_script_logging()
     try:
         _export(args)
-    except (PackedFileError, FileNotFoundError, ValueError) as e:
+    except (PackedFileError, CheckpointError, FileNotFoundError, ValueError) as e:
         raise SystemExit(f"export-onnx.py: {e}") from None
 
 

@@ -136,7 +136,8 @@ def onnx_recognizer(tokenizer: BpeTokenizer, options: TranscribeOptions) -> Tupl
         (the recognizer, the feature dimension the encoder reads).
     """
     from allinone.decoding.ctc_search import CTC_METHODS, CtcSearcher
-    from allinone.deploy.onnx_runtime import OnnxCtc, OnnxTransducer, parts_for, recognize_onnx
+    from allinone.decoding.onnx_recipe import recognize_onnx
+    from allinone.deploy.onnx_runtime import OnnxCtc, OnnxTransducer, parts_for
 
     ctc = options.decoding_method in CTC_METHODS
     paths = parts_for(options.onnx_dir, options.onnx_subnet, options.onnx_variant, ctc=ctc)

@@ -1,14 +1,15 @@
 """Run exported ONNX models with onnxruntime alone: checks, sessions and a search adapter.
 
 ``OnnxTransducer`` gives onnxruntime sessions the interface the repository's transducer
-searches use (``allinone.decoding.transducer_search``), so greedy and modified beam
-search over ONNX files are the very algorithms ``decode.py`` runs, for environments with
-onnxruntime but without sherpa-onnx. ``check_onnx_model`` is what stands between a
-damaged file and sherpa-onnx, whose C++ loader aborts the process on one.
+searches use (``allinone.decoding.transducer_search``; ``allinone.decoding.onnx_recipe``
+runs them), so greedy and modified beam search over ONNX files are the very algorithms
+``decode.py`` runs, for environments with onnxruntime but without sherpa-onnx.
+``check_onnx_model`` is what stands between a damaged file and sherpa-onnx, whose C++
+loader aborts the process on one.
 """
 
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -157,25 +158,6 @@ class OnnxCtc:
         """(N, T, F), (N,) -> (N, T', V) log-probabilities, (N,)."""
         out, lens = self.session.run(None, {"x": x.numpy(), "x_lens": x_lens.numpy().astype(np.int64)})
         return torch.from_numpy(out), torch.from_numpy(lens)
-
-
-def recognize_onnx(
-    model: OnnxTransducer,
-    x: torch.Tensor,
-    x_lens: torch.Tensor,
-    method: str,
-    beam: int = 4,
-    blank_penalty: float = 0.0,
-) -> Sequence[Sequence[int]]:
-    """Token ids of a batch (N, T, F), (N,) by transducer greedy or modified beam search."""
-    from allinone.decoding.transducer_search import greedy_search_batch, modified_beam_search
-
-    enc, enc_lens = model.encode(x, x_lens)
-    if method == "greedy_search":
-        return greedy_search_batch(model, enc, enc_lens, blank_penalty=blank_penalty)
-    if method == "modified_beam_search":
-        return modified_beam_search(model, enc, enc_lens, beam=beam, blank_penalty=blank_penalty)
-    raise ValueError(f"unknown transducer decoding method {method!r}")
 
 
 def parts_for(onnx_dir: Path, stem: str, variant: str, ctc: bool = False) -> Dict[str, Path]:

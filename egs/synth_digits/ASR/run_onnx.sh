@@ -68,5 +68,5 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
     --subnets "$(echo $subnets | tr ' ' ',')" --decoding-method "$decoding_method" --out-dir "$out_dir"
 fi
 
-exit 0
+exit
 }

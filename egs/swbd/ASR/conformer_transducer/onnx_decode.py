@@ -11,7 +11,7 @@ Result files as decode.py's, in <onnx-dir>/<engine>-<decoding-method>/.
 
 from decode import DECODE_DEFAULTS  # the corpus's manifests, test sets and lang dir, kept in one place
 
-from allinone.deploy.onnx_decode_cli import onnx_decode_main
+from allinone.decoding.onnx_recipe import onnx_decode_main
 
 if __name__ == "__main__":
     onnx_decode_main(DECODE_DEFAULTS, __doc__)

@@ -15,7 +15,7 @@ Writes recogs-*, errs-*, wer-summary-* (suffix <subnet>-<variant>) and onnx-summ
 to <onnx-dir>/<engine>-<decoding-method>/ (or --res-dir).
 """
 
-from allinone.deploy.onnx_decode_cli import onnx_decode_main
+from allinone.decoding.onnx_recipe import onnx_decode_main
 
 ONNX_DECODE_DEFAULTS = {}
 

@@ -23,7 +23,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from tqdm import tqdm
@@ -34,13 +34,13 @@ from allinone.data.tokenizer import BpeTokenizer
 from allinone.decoding.ctc_search import CTC_BACKENDS, CTC_METHODS, CtcSearcher
 from allinone.decoding.recipe import TEST_SETS
 from allinone.decoding.result_files import decoding_key, save_results
+from allinone.decoding.transducer_search import greedy_search_batch, modified_beam_search
 from allinone.deploy.onnx_runtime import (
     OnnxCtc,
     OnnxModelError,
     OnnxTransducer,
     check_onnx_model,
     parts_for,
-    recognize_onnx,
 )
 from allinone.utils.log import setup_logger
 from allinone.utils.options import add_dataclass_arguments, dataclass_from_args, option
@@ -105,6 +105,23 @@ class OnnxDecodeOptions:
     @property
     def output_dir(self) -> Path:
         return self.res_dir or self.onnx_dir / f"{self.engine}-{self.decoding_method}"
+
+
+def recognize_onnx(
+    model: OnnxTransducer,
+    x: torch.Tensor,
+    x_lens: torch.Tensor,
+    method: str,
+    beam: int = 4,
+    blank_penalty: float = 0.0,
+) -> Sequence[Sequence[int]]:
+    """Token ids of a batch (N, T, F), (N,) by transducer greedy or modified beam search."""
+    enc, enc_lens = model.encode(x, x_lens)
+    if method == "greedy_search":
+        return greedy_search_batch(model, enc, enc_lens, blank_penalty=blank_penalty)
+    if method == "modified_beam_search":
+        return modified_beam_search(model, enc, enc_lens, beam=beam, blank_penalty=blank_penalty)
+    raise ValueError(f"unknown transducer decoding method {method!r}")
 
 
 def sherpa_recognizer(options: OnnxDecodeOptions):

@@ -27,7 +27,12 @@ def get_args(argv=None) -> argparse.Namespace:
     p.add_argument("--transcript", type=Path, required=True, help="text file, one transcript per line")
     p.add_argument("--lang-dir", type=Path, required=True, help="output directory for bpe.model")
     p.add_argument("--vocab-size", type=int, required=True, help="number of pieces, specials included")
-    p.add_argument("--model-type", default="bpe", choices=["bpe", "unigram"])
+    p.add_argument(
+        "--model-type",
+        default="bpe",
+        choices=["bpe", "unigram", "char"],
+        help="char: one piece per character (the wav2vec 2.0 papers' CTC units; --vocab-size bounds it)",
+    )
     return p.parse_args(argv)
 
 

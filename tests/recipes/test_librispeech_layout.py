@@ -5,6 +5,7 @@ The tree has the real conventions (``LibriSpeech/<part>/<speaker>/<chapter>/`` w
 "<utt-id> WORDS" lines); the audio is word-specific tone bursts at 16 kHz.
 """
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import soundfile as sf
 from lhotse import RecordingSet, SupervisionSet, load_manifest_lazy
 
 from tests.e2e.conftest import WORDS, _render
-from tests.recipes.helpers import copy_recipe, decode, run, train_one_step
+from tests.recipes.helpers import REPO, copy_recipe, decode, run, train_one_step
 
 PARTS = {
     "train-clean-100": (2, 2, 4),
@@ -78,3 +79,23 @@ def test_one_training_step_and_a_decode(recipe):
         for test_set in ("test-clean", "test-other"):
             for kind in ("recogs", "errs", "wer-summary"):
                 assert list((exp / method).glob(f"{kind}-{test_set}-*")), (method, kind, test_set)
+
+
+def test_wav2vec2_ctc_on_characters_one_step_and_a_decode(recipe, tmp_path):
+    """The papers' setting: a Hub-layout wav2vec 2.0 fine-tuned with character CTC."""
+    from tests.e2e.test_ssl_recipe import _pretrained_dir
+
+    work, _ = recipe
+    lang = work / "data/lang_char"
+    run([sys.executable, str(REPO / "local/train_bpe.py"), "--transcript",
+         "data/lang_bpe_24/transcript_words.txt", "--lang-dir", str(lang), "--vocab-size", "40",
+         "--model-type", "char"], work)  # fmt: skip
+    exp = work / "wav2vec2_ctc/exp_smoke"
+    run([sys.executable, "wav2vec2_ctc/train.py", "--pretrained-dir", str(_pretrained_dir(tmp_path / "w2v")),
+         "--bpe-model", str(lang / "bpe.model"), "--num-epochs", "1", "--max-batches-per-epoch", "1",
+         "--max-duration", "20", "--num-buckets", "2", "--num-workers", "0", "--tensorboard", "false",
+         "--exp-dir", str(exp)], work)  # fmt: skip
+    run([sys.executable, "wav2vec2_ctc/decode.py", "--epoch", "1", "--exp-dir", str(exp),
+         "--bpe-model", str(lang / "bpe.model")], work)  # fmt: skip
+    for test_set in ("test-clean", "test-other"):
+        assert list((exp / "ctc-greedy-search").glob(f"recogs-{test_set}-ctc-greedy-search-*.txt"))

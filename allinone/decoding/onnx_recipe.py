@@ -135,7 +135,10 @@ def sherpa_recognizer(options: OnnxDecodeOptions):
     ctc = options.decoding_method in CTC_METHODS
     paths = parts_for(options.onnx_dir, options.subnet, options.variant, ctc=ctc)
     for part, path in paths.items():
-        check_onnx_model(path, part)
+        if check_onnx_model(path, part).get("input") == "waveform":
+            raise OnnxModelError(
+                f"{path} reads the waveform; sherpa-onnx's CTC loaders feed fbank: use --engine onnxruntime"
+            )
     tokens = options.onnx_dir / "tokens.txt"
     if not tokens.is_file():
         raise OnnxModelError(f"{tokens}: no such file (export-onnx.py writes it)")
@@ -220,7 +223,7 @@ def onnx_decode(options: OnnxDecodeOptions) -> Dict[str, Dict[str, float]]:
             searcher = CtcSearcher(options.decoding_method, tokenizer, tokenizer.vocab_size, options.lang_dir,
                                    options.search_beam, options.max_active, options.ngram_lm_scale, 0,
                                    options.ctc_backend)  # fmt: skip
-        dm = AsrDataModule(max_duration=options.max_duration, num_workers=0)
+        dm = AsrDataModule(max_duration=options.max_duration, num_workers=0, raw_audio=model.takes_waveform)
     out = options.output_dir  # after the models loaded: a wrong --onnx-dir leaves nothing behind
     setup_logger(out / f"log-onnx-decode-{options.suffix}")
     summary: Dict[str, Dict[str, float]] = {}

@@ -129,11 +129,11 @@ def torch_recognizers(loaded: LoadedModel, tokenizer: BpeTokenizer, options: Tra
     return [(subnet.name, of(subnet)) for subnet in loaded.subnets]
 
 
-def onnx_recognizer(tokenizer: BpeTokenizer, options: TranscribeOptions) -> Tuple[Recognizer, int]:
+def onnx_recognizer(tokenizer: BpeTokenizer, options: TranscribeOptions) -> Tuple[Recognizer, int, bool]:
     """Features -> words with export-onnx.py's files, through onnxruntime and our searches.
 
     Returns:
-        (the recognizer, the feature dimension the encoder reads).
+        (the recognizer, the feature dimension the encoder reads, whether it reads samples).
     """
     from allinone.decoding.ctc_search import CTC_METHODS, CtcSearcher
     from allinone.decoding.onnx_recipe import recognize_onnx
@@ -147,7 +147,11 @@ def onnx_recognizer(tokenizer: BpeTokenizer, options: TranscribeOptions) -> Tupl
             options.decoding_method, tokenizer, tokenizer.vocab_size, options.lang_dir, options.search_beam,
             options.max_active, options.ngram_lm_scale, 0, options.ctc_backend,
         )  # fmt: skip
-        return (lambda x, x_lens: searcher(*model.log_probs(x, x_lens))), model.feature_dim
+        return (
+            (lambda x, x_lens: searcher(*model.log_probs(x, x_lens))),
+            model.feature_dim,
+            model.takes_waveform,
+        )
     model = OnnxTransducer(paths, options.num_threads)
 
     def run(x, x_lens):
@@ -156,7 +160,7 @@ def onnx_recognizer(tokenizer: BpeTokenizer, options: TranscribeOptions) -> Tupl
         )
         return [tokenizer.decode(h).split() for h in hyps]
 
-    return run, model.feature_dim
+    return run, model.feature_dim, False
 
 
 def transcribe_files(
@@ -223,7 +227,7 @@ def transcribe_main(defaults: Dict[str, object], description: str) -> None:
         from allinone.deploy.onnx_runtime import OnnxModelError
 
         try:
-            recognizer, num_features = onnx_recognizer(tokenizer, options)
+            recognizer, num_features, raw_audio = onnx_recognizer(tokenizer, options)
         except OnnxModelError as e:
             raise SystemExit(f"pretrained.py: {e}") from None
         recognizers = [(options.onnx_subnet, recognizer)]
@@ -233,6 +237,6 @@ def transcribe_main(defaults: Dict[str, object], description: str) -> None:
         check_vocabulary(loaded.model, tokenizer, options.bpe_model)
         recognizers = torch_recognizers(loaded, tokenizer, options)
         num_features = loaded.model.config.num_features
-    raw_audio = options.onnx_dir is None and loaded.model.config.encoder in SSL_KINDS
+        raw_audio = loaded.model.config.encoder in SSL_KINDS
     if transcribe_files(recognizers, args.sound_files, options, num_features, raw_audio=raw_audio):
         sys.exit(1)

@@ -16,9 +16,9 @@ import torch
 from allinone.checkpoint.io import CheckpointError
 from allinone.checkpoint.weights import load_for_decoding
 from allinone.deploy.export import export_subnet, load_packed_model
-from allinone.deploy.onnx_export import export_onnx, onnx_path, write_tokens
+from allinone.deploy.onnx_export import export_onnx, onnx_path, takes_waveform, write_tokens
 from allinone.deploy.onnx_int8 import code_rows, int8_from_codes, quantize_dynamic_int8
-from allinone.deploy.onnx_runtime import OnnxTransducer, max_abs_diff, open_session
+from allinone.deploy.onnx_runtime import OnnxCtc, OnnxTransducer, max_abs_diff, open_session
 from allinone.quant.pack import PackedFileError, read_packed_file
 from allinone.subnet import select_subnets
 from allinone.utils.log import setup_script_logging
@@ -77,6 +77,21 @@ def check_against_torch(
     return max(diff, float((logits - want).abs().max()))
 
 
+@torch.no_grad()
+def check_ctc_against_torch(model, run, path: Path, optimization: str = "basic", seed: int = 0) -> float:
+    """Largest |ONNX - torch| of the CTC log-probabilities on a random batch (fbank or waveform)."""
+    torch.manual_seed(seed)
+    if takes_waveform(model.config):
+        x, x_lens = torch.randn(2, 9000), torch.tensor([9000, 6100])
+    else:
+        x, x_lens = torch.randn(2, 317, model.config.num_features), torch.tensor([317, 181])
+    got, got_lens = OnnxCtc(path, optimization=optimization).log_probs(x, x_lens)
+    enc, lens = model.encoder(x, x_lens, run)
+    if not torch.equal(got_lens, lens):
+        raise RuntimeError(f"{path}: frame counts {got_lens.tolist()} != torch's {lens.tolist()}")
+    return max_abs_diff(got.numpy(), model.ctc_log_probs(enc).numpy(), lens.numpy())
+
+
 def export_onnx_main(description: str, defaults: Dict[str, object]) -> None:
     """Parse ``export-onnx.py``'s flags, write the files and ``<stem>-onnx.json``, print sizes and checks."""
     parser = _parser(description, defaults)
@@ -122,19 +137,30 @@ def _export(args: argparse.Namespace) -> None:
                 codes[part] = onnx_path(out_dir, part, stem, "int8-codes")
             variants["int8-codes"] = codes
     for variant, files in variants.items():
-        transducer = {p: files[p] for p in ("encoder", "decoder", "joiner")}
-        info[f"{variant}_bytes"] = sum(f.stat().st_size for f in transducer.values())
+        for f in files.values():
+            open_session(f)  # every file loads
+        # dynamic int8 rounds again: its gap is measured by WER, not here
+        exact = variant != "int8"
+        if "encoder" in files:
+            transducer = {p: files[p] for p in ("encoder", "decoder", "joiner")}
+            info[f"{variant}_bytes"] = sum(f.stat().st_size for f in transducer.values())
+            if exact:
+                info[f"{variant}_max_abs_diff"] = check_against_torch(model, run, transducer)
         if "ctc" in files:
             info[f"{variant}_ctc_bytes"] = files["ctc"].stat().st_size
-        open_session(files["encoder"])  # every variant loads
-        if variant != "int8":  # dynamic int8 rounds again: its gap is measured by WER, not here
-            info[f"{variant}_max_abs_diff"] = check_against_torch(model, run, transducer)
+            if exact:
+                info[f"{variant}_ctc_max_abs_diff"] = check_ctc_against_torch(model, run, files["ctc"])
     report = out_dir / f"{stem}-onnx.json"
     report.write_text(json.dumps(info, indent=1) + "\n")
     logging.info(json.dumps(info))
     for variant in variants:
-        diff = info.get(f"{variant}_max_abs_diff")
-        check = f", max |ONNX - torch| {diff:.2e}" if diff is not None else ""
-        print(f"{out_dir}/*-{stem}{'' if variant == 'fp32' else '.' + variant}.onnx: "
-              f"{info[f'{variant}_bytes']} bytes (encoder+decoder+joiner){check}")  # fmt: skip
+        tail = "" if variant == "fp32" else "." + variant
+        for what, key, files in (("encoder+decoder+joiner", "", "*"), ("CTC", "_ctc", "ctc")):
+            if f"{variant}{key}_bytes" not in info:
+                continue
+            diff = info.get(f"{variant}{key}_max_abs_diff")
+            check = f", max |ONNX - torch| {diff:.2e}" if diff is not None else ""
+            print(
+                f"{out_dir}/{files}-{stem}{tail}.onnx: {info[f'{variant}{key}_bytes']} bytes ({what}){check}"
+            )
     print(f"{aio}: {info['aio_bytes']} bytes; {report}")

@@ -10,10 +10,13 @@ Files written for a subnet (``<stem>`` is its name unless given):
   (sherpa-onnx refuses a decoder without them).
 - ``joiner-<stem>.onnx``: ``encoder_out`` (N, joiner_dim), ``decoder_out`` (N, joiner_dim)
   -> ``logit`` (N, vocab_size).
-- ``ctc-<stem>.onnx`` (models with a CTC head): ``x``, ``x_lens`` -> ``log_probs``
+- ``ctc-<stem>.onnx`` (models with a CTC head; the only graph of a CTC-only model):
+  ``x``, ``x_lens`` -> ``log_probs``
   (N, T', vocab_size) and ``log_probs_len`` (N,); the loader sherpa-onnx calls
   ``zipformer_ctc`` reads exactly this signature and takes the vocabulary from the
-  output's last dimension, which therefore stays static.
+  output's last dimension, which therefore stays static. For wav2vec 2.0 / HuBERT models
+  ``x`` is the waveform (N, S) and ``x_lens`` counts samples (metadata ``input=waveform``);
+  sherpa-onnx's CTC loaders feed fbank, so those graphs decode with onnxruntime.
 
 The graphs run the standalone float model a packed file rebuilds
 (``allinone.deploy.export``): the subnet's blocks, FFN widths and BatchNorm statistics,
@@ -29,6 +32,7 @@ import torch
 import torch.nn as nn
 
 from allinone.nn.model import Transducer
+from allinone.nn.ssl import SSL_KINDS
 from allinone.subnet import SubnetConfig
 
 OPSET = 17
@@ -111,11 +115,18 @@ def onnx_path(out_dir: Path, part: str, stem: str, variant: str = "fp32") -> Pat
     return Path(out_dir) / f"{part}-{stem}{tail[variant]}"
 
 
+def takes_waveform(cfg) -> bool:
+    """Whether the model's graphs read samples (N, S) rather than fbank (N, T, F)."""
+    return cfg.encoder in SSL_KINDS
+
+
 def _example_inputs(model: Transducer) -> Dict[str, Tuple[torch.Tensor, ...]]:
     """Inputs the graphs are traced with (two utterances of different lengths)."""
     cfg = model.config
-    x = torch.randn(2, 200, cfg.num_features)
-    x_lens = torch.tensor([200, 163], dtype=torch.int64)
+    if takes_waveform(cfg):
+        x, x_lens = torch.randn(2, 16000), torch.tensor([16000, 12345], dtype=torch.int64)
+    else:
+        x, x_lens = torch.randn(2, 200, cfg.num_features), torch.tensor([200, 163], dtype=torch.int64)
     y = torch.full((2, cfg.context_size), cfg.blank_id, dtype=torch.int64)
     y[0, :-1] = -1  # the start of an utterance: padding, then one blank
     projected = torch.randn(2, cfg.joiner_dim)
@@ -183,15 +194,19 @@ def export_onnx(
     out_dir.mkdir(parents=True, exist_ok=True)
     model = model.eval()
     cfg = model.config
-    wrappers = {"encoder": EncoderForOnnx(model, subnet), "decoder": DecoderForOnnx(model),
-                "joiner": JoinerForOnnx(model)}  # fmt: skip
+    wrappers = {}
+    if cfg.use_transducer:
+        wrappers = {"encoder": EncoderForOnnx(model, subnet), "decoder": DecoderForOnnx(model),
+                    "joiner": JoinerForOnnx(model)}  # fmt: skip
     if cfg.use_ctc and model.ctc_output is not None:
         wrappers["ctc"] = CtcForOnnx(model, subnet)
+    waveform = takes_waveform(cfg)
     common = {
         "model_author": "allinone",
-        "model_type": "conformer-transducer",
-        "feature_dim": cfg.num_features,
-        "subsampling_factor": 4,
+        "model_type": f"{cfg.encoder}-{'transducer' if cfg.use_transducer else 'ctc'}",
+        "input": "waveform" if waveform else "fbank",
+        "feature_dim": 1 if waveform else cfg.num_features,
+        "subsampling_factor": 320 if waveform else 4,  # input samples or frames per output frame
         "vocab_size": cfg.vocab_size,
         "blank_id": cfg.blank_id,
         **(metadata or {}),

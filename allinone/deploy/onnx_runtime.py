@@ -134,6 +134,7 @@ class OnnxTransducer:
         decoder_meta = metadata["decoder"]
         self.encoder_session = sessions["encoder"]
         self.feature_dim = int(metadata["encoder"].get("feature_dim", 80))
+        self.takes_waveform = False  # the transducer export is of fbank models
         self.vocab_size = int(decoder_meta["vocab_size"])
         blank_id = int(decoder_meta.get("blank_id", 0))
         self.decoder = _DecoderAdapter(sessions["decoder"], blank_id, int(decoder_meta["context_size"]))
@@ -150,12 +151,16 @@ class OnnxTransducer:
 class OnnxCtc:
     """A ``ctc-*.onnx`` session: features -> CTC log-probabilities."""
 
-    def __init__(self, path: Path, num_threads: int = 1):
-        self.session = open_session(path, num_threads)
-        self.feature_dim = int(check_onnx_model(path, "ctc", self.session).get("feature_dim", 80))
+    def __init__(self, path: Path, num_threads: int = 1, optimization: str = "all"):
+        self.session = open_session(path, num_threads, optimization)
+        metadata = check_onnx_model(path, "ctc", self.session)
+        self.feature_dim = int(metadata.get("feature_dim", 80))
+        self.takes_waveform = metadata.get("input") == "waveform"
 
     def log_probs(self, x: torch.Tensor, x_lens: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """(N, T, F), (N,) -> (N, T', V) log-probabilities, (N,)."""
+        """(N, T, F) features or (N, S) samples, (N,) -> (N, T', V) log-probabilities, (N,)."""
+        if self.takes_waveform and x.dim() == 3:
+            x = x.squeeze(-1)
         out, lens = self.session.run(None, {"x": x.numpy(), "x_lens": x_lens.numpy().astype(np.int64)})
         return torch.from_numpy(out), torch.from_numpy(lens)
 

@@ -2,14 +2,16 @@
 decoded, exported as a packed subnet and decoded from that file."""
 
 import json
+import subprocess
 import sys
 
 import torch
 import transformers
 
 from allinone.utils.scoring import read_recogs
+from tests.e2e.conftest import PREFIX
 from tests.e2e.test_all_in_one import decode_cmd, one_epoch
-from tests.e2e.test_recipe import RECIPE, run, train_cmd
+from tests.e2e.test_recipe import RECIPE, _env, run, train_cmd
 
 GRID = "d2-w1.0-b32,d1-w0.5-b4"
 
@@ -81,6 +83,22 @@ def test_wav2vec2_fine_tunes_from_a_pretrained_dir_and_exports(tiny_corpus, tmp_
            "--subnets", "d1-w0.5-b4", str(wav)]  # fmt: skip
     line = run(cmd).stdout.strip()
     assert line.startswith(f"{wav}:") and line.split(":", 1)[1].split() == hyps[cut]
+
+    # ONNX: a waveform-in CTC graph, decoded with onnxruntime like decode.py decodes the checkpoint
+    onnx_dir = tmp_path / "onnx"
+    run([sys.executable, str(RECIPE / "export-onnx.py"), "--exp-dir", str(exp), "--epoch", "1",
+         "--subnet", "d1-w0.5-b4", "--bpe-model", str(lang / "bpe.model"),
+         "--out-dir", str(onnx_dir)])  # fmt: skip
+    assert not (onnx_dir / "encoder-d1-w0.5-b4.onnx").exists()  # CTC only: no transducer graphs
+    common = [sys.executable, str(RECIPE / "onnx_decode.py"), "--onnx-dir", str(onnx_dir), "--subnet",
+              "d1-w0.5-b4", "--bpe-model", str(lang / "bpe.model"), "--manifest-dir", str(root / "fbank"),
+              "--cuts-prefix", PREFIX, "--test-sets", "test",
+              "--decoding-method", "ctc-greedy-search"]  # fmt: skip
+    run(common + ["--engine", "onnxruntime"])
+    got = read_recogs(next((onnx_dir / "onnxruntime-ctc-greedy-search").glob("recogs-test-*-fp32.txt")))
+    assert {c: h for c, _, h in got} == hyps
+    refused = subprocess.run(common + ["--engine", "sherpa-onnx"], capture_output=True, text=True, env=_env())
+    assert refused.returncode == 1 and "reads the waveform" in refused.stderr
 
 
 def test_pretraining_resumes_and_writes_a_hub_dir_the_encoder_loads(tiny_corpus, tmp_path):

@@ -17,7 +17,7 @@ from allinone.checkpoint.io import CheckpointError
 from allinone.checkpoint.weights import load_for_decoding
 from allinone.deploy.export import export_subnet, load_packed_model
 from allinone.deploy.onnx_export import export_onnx, onnx_path, takes_waveform, write_tokens
-from allinone.deploy.onnx_int8 import code_rows, int8_from_codes, quantize_dynamic_int8
+from allinone.deploy.onnx_int8 import code_rows, codebook_tensors, int8_from_codes, quantize_dynamic_int8
 from allinone.deploy.onnx_runtime import OnnxCtc, OnnxTransducer, max_abs_diff, open_session
 from allinone.quant.pack import PackedFileError, read_packed_file
 from allinone.subnet import select_subnets
@@ -45,7 +45,7 @@ def _parser(description: str, defaults: Dict[str, object]) -> argparse.ArgumentP
     )
     p.add_argument("--int8", type=str2bool, default=True,
                    help="also write *.int8.onnx (onnxruntime dynamic quantization) and, for a subnet "
-                   "with uniform codes, *.int8-codes.onnx (its own codes)")  # fmt: skip
+                   "with quantized weights, *.int8-codes.onnx (its own codes)")  # fmt: skip
     return p
 
 
@@ -127,12 +127,14 @@ def _export(args: argparse.Namespace) -> None:
             p: quantize_dynamic_int8(f, onnx_path(out_dir, p, stem, "int8")) for p, f in paths.items()
         }
         _, records = read_packed_file(aio)
-        table = code_rows(records, dict(model.state_dict()), meta["granularity"])
-        if table:
+        weights = dict(model.state_dict())
+        table = code_rows(records, weights, meta["granularity"])
+        codebooks = codebook_tensors(records, weights)
+        if table or codebooks:
             codes = {}
             for part, f in paths.items():
                 info[f"codes_{part}"] = int8_from_codes(
-                    f, onnx_path(out_dir, part, stem, "int8-codes"), table
+                    f, onnx_path(out_dir, part, stem, "int8-codes"), table, codebooks
                 )
                 codes[part] = onnx_path(out_dir, part, stem, "int8-codes")
             variants["int8-codes"] = codes

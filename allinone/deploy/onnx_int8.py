@@ -8,19 +8,19 @@ Two ways to int8, for two different questions:
   ``Conv`` (subsampling, depthwise and decoder convolutions), ``Gemm`` (the joiner and
   the decoder projection, which see 2-D inputs), the embedding, norms and biases stay
   float. Applied to a subnet trained at b <= 8 bits it rounds its weights a second time.
-- ``int8_from_codes``: the subnet's own integer codes stored as int8 initializers behind
-  ``DequantizeLinear`` (``*.int8-codes.onnx``). Every weight the subnet quantized with
-  per-tensor or per-channel LSQ steps, in any op, is found by its rows and replaced; the
-  values are the fake-quantized ones exactly (``code * step`` in float32, as the packed
-  file decodes them), so there is no second rounding and the graph computes what the
-  float ONNX computes, on a quarter of the bytes for those weights. The arithmetic stays
-  float. GQ weights (non-uniform codebooks) and per-group steps have no
-  ``DequantizeLinear`` form and stay float.
+- ``int8_from_codes``: the subnet's own codes stored as 8-bit initializers
+  (``*.int8-codes.onnx``). Every weight the subnet quantized with per-tensor or
+  per-channel LSQ steps, in any op, is found by its rows and stored as int8 codes behind
+  ``DequantizeLinear``; a GQ weight stored whole as one tensor becomes its uint8 centroid
+  indices and codebook behind ``Gather`` (times its row scales, per channel). The values
+  are the fake-quantized ones exactly (as the packed file decodes them), so there is no
+  second rounding. Per-group LSQ steps, and GQ weights fused with others into one tensor
+  (each brings its own codebook), stay float.
 """
 
 import logging
 from pathlib import Path
-from typing import Dict, List, Mapping, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 import torch
@@ -47,6 +47,28 @@ def quantize_dynamic_int8(src: Path, dst: Path) -> Path:
 
 
 RowTable = Dict[bytes, Tuple[np.ndarray, float]]
+# float32 bytes of a whole GQ weight (or of its transpose) -> (uint8 indices laid out like
+# those bytes, codebook (K,), row scales or None, axis of the rows)
+CodebookTable = Dict[bytes, Tuple[np.ndarray, np.ndarray, object, int]]
+
+
+def codebook_tensors(
+    records: Mapping[str, TensorRecord], weights: Mapping[str, torch.Tensor]
+) -> CodebookTable:
+    """Every GQ-coded weight of a packed file, keyed by its float32 bytes as stored and transposed."""
+    table: CodebookTable = {}
+    for name, rec in records.items():
+        if rec.kind != "packed" or "codebook" not in rec.side:
+            continue
+        w = weights[name].detach().float().numpy()
+        idx = rec.unpacked_codes().reshape(w.shape).numpy().astype(np.uint8)
+        book = rec.side["codebook"].float().numpy()
+        scale = rec.side["channel_scale"].float().numpy().reshape(-1) if "channel_scale" in rec.side else None
+        table[np.ascontiguousarray(w).tobytes() + bytes(str(w.shape), "ascii")] = (idx, book, scale, 0)
+        if w.ndim == 2:
+            t = np.ascontiguousarray(w.T)
+            table[t.tobytes() + bytes(str(t.shape), "ascii")] = (np.ascontiguousarray(idx.T), book, scale, 1)
+    return table
 
 
 def code_rows(
@@ -97,8 +119,35 @@ def _match_rows(array: np.ndarray, table: RowTable, axis: int):
     return np.moveaxis(codes, 0, axis), steps
 
 
-def int8_from_codes(src: Path, dst: Path, table: RowTable) -> Dict[str, float]:
-    """Write ``dst``: ``src`` with every weight initializer found in ``table`` stored as int8 codes.
+def _gather_nodes(name: str, idx: np.ndarray, book: np.ndarray, scale, axis: int):
+    """Initializers and nodes that rebuild weight ``name`` from GQ indices and codebook."""
+    from onnx import helper, numpy_helper
+
+    inits = [
+        numpy_helper.from_array(idx, f"{name}_indices"),
+        numpy_helper.from_array(book, f"{name}_codebook"),
+    ]
+    nodes = [
+        helper.make_node("Cast", [f"{name}_indices"], [f"{name}_indices_i32"], to=6),  # int32
+        helper.make_node(
+            "Gather",
+            [f"{name}_codebook", f"{name}_indices_i32"],
+            [f"{name}_unscaled" if scale is not None else name],
+        ),  # fmt: skip
+    ]
+    if scale is not None:
+        shape = [1] * idx.ndim
+        shape[axis] = -1
+        inits.append(numpy_helper.from_array(scale.reshape(shape).astype(np.float32), f"{name}_row_scale"))
+        nodes.append(helper.make_node("Mul", [f"{name}_unscaled", f"{name}_row_scale"], [name]))
+    return inits, nodes
+
+
+def int8_from_codes(
+    src: Path, dst: Path, table: RowTable, codebooks: Optional[CodebookTable] = None
+) -> Dict[str, float]:
+    """Write ``dst``: ``src`` with every weight initializer found in ``table`` (LSQ rows) or
+    ``codebooks`` (whole GQ tensors) stored as the subnet's 8-bit codes.
 
     Returns:
         {"replaced": initializers replaced, "int8_params": their elements,
@@ -118,6 +167,14 @@ def int8_from_codes(src: Path, dst: Path, table: RowTable) -> Dict[str, float]:
             kept.append(init)
             continue
         array = numpy_helper.to_array(init)
+        gq = (codebooks or {}).get(np.ascontiguousarray(array).tobytes() + bytes(str(array.shape), "ascii"))
+        if gq is not None:
+            inits, new_nodes = _gather_nodes(init.name, *gq)
+            kept += inits
+            nodes += new_nodes
+            stats["replaced"] += 1
+            stats["int8_params"] += array.size
+            continue
         match = None
         for axis in (0, array.ndim - 1) if array.ndim > 1 else ():
             match = _match_rows(array, table, axis)

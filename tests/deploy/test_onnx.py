@@ -172,3 +172,29 @@ def test_damaged_onnx_files_are_named(damage, tmp_path):
         open_session(bad)
     with pytest.raises(OnnxModelError, match="no such ONNX file"):
         open_session(tmp_path / "absent.onnx")
+
+
+@pytest.mark.parametrize("granularity", ["tensor", "channel"])
+def test_gq_weights_are_stored_as_their_indices_and_codebook(granularity, tmp_path):
+    from allinone.deploy.onnx_int8 import codebook_tensors
+
+    model = _model(granularity, quantizer="gq")
+    name = "d2-w0.5-b4"
+    subnet, small, _, meta, aio, paths = _export(model, name, tmp_path)
+    _, records = read_packed_file(aio)
+    weights = dict(small.state_dict())
+    rows, books = code_rows(records, weights, meta["granularity"]), codebook_tensors(records, weights)
+    assert not rows and books  # GQ has no uniform steps
+    coded = {p: onnx_path(tmp_path, p, name, "int8-codes") for p in paths}
+    stats = int8_from_codes(paths["encoder"], coded["encoder"], rows, books)
+    # every GQ weight that is one tensor of the graph is stored as codes; Q, K and V are
+    # concatenated into one tensor with three codebooks and stay float
+    assert stats["replaced"] > 0 and stats["float_params"] <= 3 * 32 * 32 * 2
+    indices = [i for i in onnx.load(str(coded["encoder"])).graph.initializer if i.name.endswith("_indices")]
+    assert indices and all(i.data_type == onnx.TensorProto.UINT8 for i in indices)
+    for part in ("decoder", "joiner"):
+        int8_from_codes(paths[part], coded[part], rows, books)
+    x, x_lens, y = torch.randn(2, 120, 80), torch.tensor([120, 99]), torch.tensor([[-1, 0], [3, 5]])
+    ref = _torch_reference(model, subnet, x, x_lens, y)
+    assert _close(ref, _run_onnx({**paths, **{k: coded[k] for k in ("encoder", "decoder", "joiner")}},
+                                 x, x_lens, y), ref[1]) < TOLERANCE  # fmt: skip

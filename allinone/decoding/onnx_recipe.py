@@ -221,8 +221,8 @@ def onnx_decode(options: OnnxDecodeOptions) -> Dict[str, Dict[str, float]]:
         searcher = None
         if ctc:
             searcher = CtcSearcher(options.decoding_method, tokenizer, tokenizer.vocab_size, options.lang_dir,
-                                   options.search_beam, options.max_active, options.ngram_lm_scale, 0,
-                                   options.ctc_backend)  # fmt: skip
+                                   options.search_beam, options.max_active, options.ngram_lm_scale,
+                                   model.blank_id, options.ctc_backend)  # fmt: skip
         dm = AsrDataModule(max_duration=options.max_duration, num_workers=0, raw_audio=model.takes_waveform)
     out = options.output_dir  # after the models loaded: a wrong --onnx-dir leaves nothing behind
     setup_logger(out / f"log-onnx-decode-{options.suffix}")

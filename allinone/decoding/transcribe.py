@@ -18,6 +18,8 @@ import numpy as np
 import torch
 
 from allinone.data.tokenizer import BpeTokenizer
+from allinone.decoding.ctc_search import CTC_METHODS, CtcSearcher, LangDirError
+from allinone.decoding.onnx_recipe import recognize_onnx
 from allinone.decoding.recipe import (
     LoadedModel,
     ModelSourceOptions,
@@ -27,6 +29,7 @@ from allinone.decoding.recipe import (
     load_model,
 )
 from allinone.decoding.runner import recognize
+from allinone.deploy.onnx_runtime import OnnxCtc, OnnxModelError, OnnxTransducer, parts_for
 from allinone.nn.ssl import SSL_KINDS
 from allinone.utils.device import resolve_device
 from allinone.utils.options import add_dataclass_arguments, dataclass_from_args, option
@@ -135,17 +138,13 @@ def onnx_recognizer(tokenizer: BpeTokenizer, options: TranscribeOptions) -> Tupl
     Returns:
         (the recognizer, the feature dimension the encoder reads, whether it reads samples).
     """
-    from allinone.decoding.ctc_search import CTC_METHODS, CtcSearcher
-    from allinone.decoding.onnx_recipe import recognize_onnx
-    from allinone.deploy.onnx_runtime import OnnxCtc, OnnxTransducer, parts_for
-
     ctc = options.decoding_method in CTC_METHODS
     paths = parts_for(options.onnx_dir, options.onnx_subnet, options.onnx_variant, ctc=ctc)
     if ctc:
         model = OnnxCtc(paths["ctc"], options.num_threads)
         searcher = CtcSearcher(
             options.decoding_method, tokenizer, tokenizer.vocab_size, options.lang_dir, options.search_beam,
-            options.max_active, options.ngram_lm_scale, 0, options.ctc_backend,
+            options.max_active, options.ngram_lm_scale, model.blank_id, options.ctc_backend,
         )  # fmt: skip
         return (
             (lambda x, x_lens: searcher(*model.log_probs(x, x_lens))),
@@ -206,6 +205,19 @@ def transcribe_files(
     return failed
 
 
+def _recognizers(options: TranscribeOptions):
+    """(recognizers, feature dimension, whether they read samples) of the model the flags name."""
+    tokenizer = BpeTokenizer(options.bpe_model)
+    if options.onnx_dir is not None:
+        recognizer, num_features, raw_audio = onnx_recognizer(tokenizer, options)
+        return [(options.onnx_subnet, recognizer)], num_features, raw_audio
+    loaded = load_model(options)
+    loaded.model.to(resolve_device(options.device))
+    check_vocabulary(loaded.model, tokenizer, options.bpe_model)
+    recognizers = torch_recognizers(loaded, tokenizer, options)
+    return recognizers, loaded.model.config.num_features, loaded.model.config.encoder in SSL_KINDS
+
+
 def transcribe_main(defaults: Dict[str, object], description: str) -> None:
     """The whole ``pretrained.py`` of a recipe: flags, model, transcription; exits 1 when a file
     could not be read (after transcribing the others)."""
@@ -222,21 +234,9 @@ def transcribe_main(defaults: Dict[str, object], description: str) -> None:
         parser.error(str(e))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     torch.set_num_threads(options.num_threads)
-    tokenizer = BpeTokenizer(options.bpe_model)
-    if options.onnx_dir is not None:
-        from allinone.deploy.onnx_runtime import OnnxModelError
-
-        try:
-            recognizer, num_features, raw_audio = onnx_recognizer(tokenizer, options)
-        except OnnxModelError as e:
-            raise SystemExit(f"pretrained.py: {e}") from None
-        recognizers = [(options.onnx_subnet, recognizer)]
-    else:
-        loaded = load_model(options)
-        loaded.model.to(resolve_device(options.device))
-        check_vocabulary(loaded.model, tokenizer, options.bpe_model)
-        recognizers = torch_recognizers(loaded, tokenizer, options)
-        num_features = loaded.model.config.num_features
-        raw_audio = loaded.model.config.encoder in SSL_KINDS
+    try:
+        recognizers, num_features, raw_audio = _recognizers(options)
+    except (OnnxModelError, LangDirError) as e:  # a damaged model file or a wrong lang dir: one line
+        raise SystemExit(f"pretrained.py: {e}") from None
     if transcribe_files(recognizers, args.sound_files, options, num_features, raw_audio=raw_audio):
         sys.exit(1)

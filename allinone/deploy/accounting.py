@@ -30,8 +30,11 @@ from allinone.quant.quantizer import Quantizer
 from allinone.subnet import FLOAT_BITS, MIXED_BITS, SubnetConfig, full_subnet
 from allinone.unfold import occurrences
 
-# Parts of a Transducer that only shape the training loss.
-TRAINING_ONLY = ("simple_am_proj", "simple_lm_proj")
+# Parts of a Transducer that only shape the training loss (and the masking embedding of a
+# wav2vec 2.0 / HuBERT backbone, used only by training-time time masking).
+TRAINING_ONLY = ("simple_am_proj", "simple_lm_proj", "masked_spec_embed")
+# What a CTC-only model never runs: the transducer's prediction and joint networks.
+TRANSDUCER_ONLY = ("decoder", "joiner")
 
 
 @dataclass
@@ -170,8 +173,9 @@ def subnet_footprint(model: nn.Module, subnet: SubnetConfig) -> Footprint:
     heads (their weights at ``model.head_bits(subnet)``; float unless the model quantizes them)."""
     fp = encoder_footprint(model.encoder, subnet)
     head_bits = model.head_bits(subnet)
+    unused = TRAINING_ONLY + (() if model.config.use_transducer else TRANSDUCER_ONLY)
     for name, child in model.named_children():
-        if name != "encoder" and name not in TRAINING_ONLY and child is not None:
+        if name != "encoder" and name not in unused and child is not None:
             fp += dense_footprint(child, head_bits)
     return fp
 

@@ -26,6 +26,7 @@ import torch.nn as nn
 from allinone.deploy.accounting import (
     LAYER_PREFIXES,
     TRAINING_ONLY,
+    TRANSDUCER_ONLY,
     float_model_bytes,
     layer_index,
     subnet_footprint,
@@ -49,6 +50,11 @@ from allinone.unfold import occurrences
 FORMAT = "allinone-packed-subnet"
 # State of the training objective or of the quantizers: never part of a deployed model.
 SKIPPED = TRAINING_ONLY + ("steps.", "centroids.", "mp_logits", "mp_bits")
+
+
+def _skipped(cfg: ModelConfig) -> Tuple[str, ...]:
+    """Name parts of the tensors a deployed model of ``cfg`` does not hold."""
+    return SKIPPED + (() if cfg.use_transducer else tuple(f"{p}." for p in TRANSDUCER_ONLY))
 
 
 def _standalone(model: Transducer, subnet: SubnetConfig) -> Tuple[ModelConfig, SubnetConfig, Tuple[int, ...]]:
@@ -128,8 +134,9 @@ def export_subnet(model: Transducer, subnet: SubnetConfig, path) -> Dict:
     slot_of = {k: model.encoder.norm_slot(subnet, k) for k in set(occurrences(schedule))}
     k_units = small_cfg.ffn_dim
     records: Dict[str, TensorRecord] = {}
+    skipped = _skipped(small_cfg)
     for name, target in small.state_dict().items():
-        if any(s in name for s in SKIPPED):
+        if any(name.startswith(s) or f".{s}" in name for s in skipped):
             continue
         src_name = _source_name(name, used)
         src = big[src_name]
@@ -208,7 +215,10 @@ def load_packed_model(path) -> Tuple[Transducer, SubnetConfig, Dict]:
                 rec.data if rec.kind == "float" else _dequantize(rec, meta["granularity"], meta["group_size"])
             )
             state[name] = value.reshape(state[name].shape)
-        missing = [n for n in state if n not in records and not any(s in n for s in SKIPPED)]
+        skipped = _skipped(cfg)
+        missing = [
+            n for n in state if n not in records and not any(n.startswith(s) or f".{s}" in n for s in skipped)
+        ]
         if missing:
             raise KeyError(f"missing tensors {missing[:5]}")
         model.load_state_dict(state)

@@ -68,7 +68,9 @@ def check_against_torch(
     if not torch.equal(got_lens, lens):
         raise RuntimeError(f"{paths['encoder']}: frame counts {got_lens.tolist()} != torch's {lens.tolist()}")
     diff = max_abs_diff(got.numpy(), ref.numpy(), lens.numpy())
-    y = torch.tensor([[-1, 0], [5, 7]])[:, -model.config.context_size :]
+    y = torch.full((2, model.config.context_size), model.config.blank_id)
+    y[0, :-1] = -1  # an utterance's start
+    y[1] = torch.arange(1, model.config.context_size + 1) % model.config.vocab_size
     dec = onnx_model.decoder(y)[:, 0]
     logits = onnx_model.joiner(got[:, 0], dec)
     want = model.joiner(
@@ -108,6 +110,8 @@ def export_onnx_main(description: str, defaults: Dict[str, object]) -> None:
 
 
 def _export(args: argparse.Namespace) -> None:
+    if not args.bpe_model.is_file():  # checked first: tokens.txt is written last
+        raise FileNotFoundError(f"{args.bpe_model}: no such BPE model (--bpe-model)")
     out_dir = args.out_dir or args.exp_dir / "onnx"
     out_dir.mkdir(parents=True, exist_ok=True)
     aio = args.packed_model

@@ -24,6 +24,7 @@ its quantized weights as their dequantized values. The float ONNX therefore comp
 fake-quantized subnet; the int8 variants are in ``allinone.deploy.onnx_int8``.
 """
 
+import math
 import warnings
 from pathlib import Path
 from typing import Dict, Mapping, Optional, Tuple
@@ -182,8 +183,14 @@ def export_onnx(
     Returns:
         part -> path, for "encoder", "decoder", "joiner" and (with a CTC head) "ctc".
     Raises:
-        ValueError: a projected LSTM encoder, which ONNX's LSTM operator cannot express.
+        ValueError: a projected LSTM encoder, which ONNX's LSTM operator cannot express, or
+            the transducer of a waveform encoder.
     """
+    if takes_waveform(model.config) and model.config.use_transducer:
+        raise ValueError(
+            "the transducer graphs read fbank (N, T, 80); a waveform encoder's transducer does not export "
+            "(its CTC head does: train it with --use-transducer false)"
+        )
     if model.config.encoder == "lstm" and model.config.lstm_hidden_size != model.config.d_model:
         raise ValueError(
             "ONNX's LSTM operator has no projection: only LSTM encoders with "
@@ -206,7 +213,8 @@ def export_onnx(
         "model_type": f"{cfg.encoder}-{'transducer' if cfg.use_transducer else 'ctc'}",
         "input": "waveform" if waveform else "fbank",
         "feature_dim": 1 if waveform else cfg.num_features,
-        "subsampling_factor": 320 if waveform else 4,  # input samples or frames per output frame
+        # input samples (waveform) or fbank frames per output frame
+        "subsampling_factor": math.prod(cfg.ssl_config["conv_stride"]) if waveform else 4,
         "vocab_size": cfg.vocab_size,
         "blank_id": cfg.blank_id,
         **(metadata or {}),

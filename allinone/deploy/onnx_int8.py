@@ -10,7 +10,7 @@ Two ways to int8, for two different questions:
   float. Applied to a subnet trained at b <= 8 bits it rounds its weights a second time.
 - ``int8_from_codes``: the subnet's own codes stored as 8-bit initializers
   (``*.int8-codes.onnx``). Every weight the subnet quantized with per-tensor or
-  per-channel LSQ steps, in any op, is found by its rows and stored as int8 codes behind
+  per-channel LSQ steps that a MatMul, Gemm or Conv reads is found by its rows and stored as int8 codes behind
   ``DequantizeLinear``; a GQ weight stored whole as one tensor becomes its uint8 centroid
   indices and codebook behind ``Gather`` (times its row scales, per channel). The values
   are the fake-quantized ones exactly (as the packed file decodes them), so there is no

@@ -156,6 +156,7 @@ class OnnxCtc:
         metadata = check_onnx_model(path, "ctc", self.session)
         self.feature_dim = int(metadata.get("feature_dim", 80))
         self.takes_waveform = metadata.get("input") == "waveform"
+        self.blank_id = int(metadata.get("blank_id", 0))
 
     def log_probs(self, x: torch.Tensor, x_lens: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """(N, T, F) features or (N, S) samples, (N,) -> (N, T', V) log-probabilities, (N,)."""

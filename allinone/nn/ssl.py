@@ -12,8 +12,9 @@ bits and full width a subnet computes exactly what the ``transformers`` model co
 
 ``transformers`` is imported only here, when such an encoder is built.
 
-Input is the raw waveform (N, S) at 16 kHz with its lengths in samples; the output frames
-are the convolutional feature encoder's (20 ms). The transformer always sees a padding
+Input is the raw waveform (N, S) at 16 kHz with its lengths in samples, normalised per
+utterance (``normalize_waveform``) as these checkpoints expect; the output frames are the
+convolutional feature encoder's (20 ms). The transformer always sees a padding
 mask built from the lengths (``transformers`` applies it only when asked); for a single
 unpadded utterance that is the same computation.
 """
@@ -34,6 +35,25 @@ SSL_KINDS = ("wav2vec2", "hubert")
 # Files a local checkpoint directory in the Hub's layout must hold (weights: either one).
 CONFIG_FILE = "config.json"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def normalize_waveform(x: torch.Tensor, x_lens: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """Zero mean and unit variance over each utterance's valid samples; padding stays zero.
+
+    What wav2vec 2.0 / HuBERT checkpoints are trained on (their feature extractor's
+    ``do_normalize``); applied to every input, in pretraining, fine-tuning and decoding.
+
+    Args:
+        x: (N, S) samples.
+        x_lens: (N,) valid samples.
+    Returns:
+        (N, S).
+    """
+    mask = torch.arange(x.size(1), device=x.device)[None, :] < x_lens[:, None]
+    count = x_lens.clamp(min=1).to(x.dtype)[:, None]
+    mean = (x * mask).sum(1, keepdim=True) / count
+    var = (((x - mean) * mask) ** 2).sum(1, keepdim=True) / count
+    return (x - mean) / (var + eps).sqrt() * mask
 
 
 class PretrainedDirError(ValueError):
@@ -216,7 +236,7 @@ class SslEncoder(nn.Module):
         subnet: SubnetConfig = FULL,
         annealing: Optional[Annealing] = None,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Encode waveforms.
+        """Encode waveforms (normalised here per utterance).
 
         Args:
             x: (N, S) samples (a trailing channel axis of size 1 is dropped).
@@ -232,7 +252,7 @@ class SslEncoder(nn.Module):
         subnet = subnet.resolved(self.num_layers)
         bits = {c: subnet.bits_for(c) for c in ("attn", "ffn")}
         model, encoder = self.backbone, self.backbone.encoder
-        features = model.feature_extractor(x).transpose(1, 2)
+        features = model.feature_extractor(normalize_waveform(x, x_lens)).transpose(1, 2)
         lens = self.output_lengths(x_lens)
         mask = torch.arange(features.size(1), device=x.device)[None, :] < lens[:, None]
         projected = model.feature_projection(features)

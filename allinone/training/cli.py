@@ -84,8 +84,13 @@ def train_main(defaults: Dict[str, Any], description: str) -> None:
     """The whole ``train.py`` of a recipe: its flags (with the recipe's ``defaults``), then training."""
     from allinone.training.launch import train
 
-    args = train_parser(defaults, description).parse_args()
-    train(config_from_args(args))
+    parser = train_parser(defaults, description)
+    args = parser.parse_args()
+    try:
+        config = config_from_args(args)
+    except ValueError as e:  # settings that do not go together, a bad --pretrained-dir: one line
+        parser.error(str(e))
+    train(config)
 
 
 def recipe_defaults(train_script: Path) -> Dict[str, Any]:

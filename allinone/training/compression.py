@@ -64,6 +64,10 @@ class Compression:
             )
         if cfg.reorder_ffn_units not in UNIT_ORDERS:
             raise ValueError(f"--reorder-ffn-units {cfg.reorder_ffn_units!r}: choose from {UNIT_ORDERS}")
+        if cfg.reorder_ffn_units != "none" and model.config.encoder != "conformer":
+            raise ValueError(
+                f"--reorder-ffn-units orders Conformer FFN units; this is a {model.config.encoder} model"
+            )
         if cfg.reorder_ffn_units != "none" and not cfg.init_from:
             raise ValueError(
                 "--reorder-ffn-units needs --init-from: the hidden units of a freshly initialised "

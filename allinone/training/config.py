@@ -293,6 +293,11 @@ class TrainConfig:
             )
         if self.compression.pretrained_dir:
             self._read_pretrained_architecture()
+        elif self.raw_audio and not self.model.ssl_config:
+            raise ValueError(
+                f"a {self.model.encoder} encoder starts from a checkpoint: give --pretrained-dir "
+                "(a local directory in the Hugging Face Hub's layout)"
+            )
         # Checked here: an impossible grid fails before anything is built.
         self.grid: Tuple[SubnetConfig, ...] = tuple(self._parse_grid())
         self.warmup: Optional[SubnetConfig] = self._parse_warmup()

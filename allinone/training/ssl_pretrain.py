@@ -10,10 +10,13 @@ through ``train.py --pretrained-dir`` exactly as it loads a downloaded checkpoin
 Schedule: AdamW (betas 0.9/0.98, eps 1e-6, weight decay 0.01), linear warm-up then linear
 decay to zero at ``--num-steps``; Gumbel temperature ``2.0 * 0.999995^step``, floored at
 0.5 (the wav2vec 2.0 paper's values). Time masks: spans of 10 frames starting at 6.5% of
-the frames (mask probability 0.65), 100 distractors. A run stops at ``--num-steps`` or
-after ``--max-minutes``, whichever comes first; a checkpoint is written atomically every
-``--save-every-steps`` and a killed run resumes from it (the same epoch's order, after the
-batches already seen).
+the frames (mask probability 0.65), 100 distractors. The saved config sets the masking
+probability to 0.05, fine-tuning's value (as the published checkpoints' configs do). Inputs
+are normalised per utterance (``normalize_waveform``), as fine-tuning and decoding do. A run
+stops at ``--num-steps`` or after ``--max-minutes``, whichever comes first; a checkpoint is
+written atomically every ``--save-every-steps`` (0: at the end only) and a killed run
+resumes from it: the same epoch's order after the batches already seen, the torch random
+state restored.
 """
 
 import argparse
@@ -30,6 +33,7 @@ import torch
 
 from allinone.data.batch import unpack_batch
 from allinone.data.datamodule import AsrDataModule, check_audio_exists, load_cuts
+from allinone.nn.ssl import normalize_waveform
 from allinone.utils.atomic import write_atomic
 from allinone.utils.log import setup_logger
 from allinone.utils.options import add_dataclass_arguments, dataclass_from_args, option
@@ -47,6 +51,7 @@ SSL_MODEL_PRESETS: Dict[str, Dict] = {
     ),
 }  # fmt: skip
 CHECKPOINT = "pretrain-checkpoint.pt"
+FINE_TUNING_MASK_TIME_PROB = 0.05  # wav2vec 2.0's fine-tuning value (the base model's config)
 HUB_DIR = "hub"
 
 
@@ -138,6 +143,7 @@ def pretrain(options: PretrainOptions) -> Dict:
         optimizer.load_state_dict(state["optimizer"])
         step, seen, wall = state["step"], state["audio_seconds"], state["wall_seconds"]
         epoch, in_epoch = state["epoch"], state["batch_in_epoch"]
+        torch.set_rng_state(state["rng"])  # dropout, LayerDrop and Gumbel noise continue as they were
         logging.info(f"resumed from {exp / CHECKPOINT} at step {step} (epoch {epoch}, batch {in_epoch})")
     params = sum(p.numel() for p in model.wav2vec2.parameters())
     logging.info(
@@ -148,10 +154,12 @@ def pretrain(options: PretrainOptions) -> Dict:
     )
     start = time.time() - wall
     last: Dict[str, float] = {}
-    done = False
+    done = step >= options.num_steps  # a finished run only writes its outputs again
     model.train()
     while not done:
+        batches = 0
         for raw in dm.train_dataloader(dm.train_sampler(cuts), epoch, start_batch=in_epoch):
+            batches += 1
             batch = unpack_batch(raw)
             x, lens = batch.features, batch.feature_lens
             num_frames = int(model._get_feat_extract_output_lengths(torch.tensor(x.size(1))))
@@ -160,6 +168,7 @@ def pretrain(options: PretrainOptions) -> Dict:
             for group in optimizer.param_groups:
                 group["lr"] = options.base_lr * _lr_factor(step, options)
             sample_mask = (torch.arange(x.size(1))[None, :] < lens[:, None]).long()
+            x = normalize_waveform(x, lens)
             out = model(
                 x, attention_mask=sample_mask, mask_time_indices=mask, sampled_negative_indices=negatives
             )
@@ -181,15 +190,22 @@ def pretrain(options: PretrainOptions) -> Dict:
                 logging.info(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in last.items()))
             minutes = (time.time() - start) / 60
             done = step >= options.num_steps or (options.max_minutes > 0 and minutes >= options.max_minutes)
-            if step % options.save_every_steps == 0 or done:
+            if done or (options.save_every_steps > 0 and step % options.save_every_steps == 0):
                 state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
                          "audio_seconds": seen, "epoch": epoch, "batch_in_epoch": in_epoch,
-                         "wall_seconds": time.time() - start}  # fmt: skip
+                         "wall_seconds": time.time() - start, "rng": torch.get_rng_state()}  # fmt: skip
                 write_atomic(exp / CHECKPOINT, partial(torch.save, state))
             if done:
                 break
         else:
+            if batches == 0 and in_epoch == 0:
+                raise ValueError(
+                    f"{path}: no batch of {options.max_duration} s from cuts of >= {options.min_duration} s"
+                )
             epoch, in_epoch = epoch + 1, 0
+    # The Hub config carries fine-tuning's masking, as published checkpoints do: pretraining
+    # masks 65% of the frames, which would swamp CTC fine-tuning that follows the config.
+    model.config.mask_time_prob = FINE_TUNING_MASK_TIME_PROB
     hub = save_hub_dir(model, exp)
     summary = {
         "options": {k: str(v) for k, v in asdict(options).items()},

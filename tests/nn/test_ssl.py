@@ -1,5 +1,6 @@
-"""wav2vec 2.0 / HuBERT backbones as nested encoders: transformers' numbers at full size, a subnet
-equal to a standalone transformers model of its slice, the --pretrained-dir path, packed files."""
+"""wav2vec 2.0 / HuBERT backbones as nested encoders: transformers' numbers at full size (on the
+per-utterance normalised waveform the encoder feeds them), a subnet equal to a standalone
+transformers model of its slice, the --pretrained-dir path, packed files."""
 
 import pytest
 import torch
@@ -7,7 +8,7 @@ import transformers
 
 from allinone.deploy.export import export_subnet, load_packed_model, round_trip_error
 from allinone.nn.model import ModelConfig, Transducer
-from allinone.nn.ssl import PretrainedDirError, SslEncoder, read_pretrained_config
+from allinone.nn.ssl import PretrainedDirError, SslEncoder, normalize_waveform, read_pretrained_config
 from allinone.subnet import SubnetConfig
 
 SIZES = dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=64,
@@ -49,7 +50,7 @@ def test_the_full_float_subnet_is_the_transformers_model(kind, extra):
     cfg, hf = _hf(kind, extra)
     enc = _ours(kind, cfg, hf)
     x, lens, mask = _batch()
-    ref = hf(x, attention_mask=mask).last_hidden_state
+    ref = hf(normalize_waveform(x, lens), attention_mask=mask).last_hidden_state
     got, got_lens = enc(x, lens, SubnetConfig(depth=3))
     assert got_lens.tolist() == [199, 124]
     for i, n in enumerate(got_lens.tolist()):
@@ -73,7 +74,7 @@ def test_a_depth_and_width_subnet_is_a_standalone_model_of_the_sliced_weights(ki
         state[name] = t
     small.load_state_dict(state)
     x, lens, mask = _batch()
-    ref = small(x, attention_mask=mask).last_hidden_state
+    ref = small(normalize_waveform(x, lens), attention_mask=mask).last_hidden_state
     got, got_lens = enc(x, lens, SubnetConfig.from_name("d2-w0.5-b32"))
     for i, n in enumerate(got_lens.tolist()):
         torch.testing.assert_close(got[i, :n], ref[i, :n], rtol=0, atol=1e-6)
@@ -102,7 +103,7 @@ def test_pretrained_dir_loads_a_saved_ctc_model_and_names_what_is_missing(tmp_pa
     enc = SslEncoder("wav2vec2", cfg.to_dict(), pretrained_dir=tmp_path / "ckpt").eval()
     x, lens, mask = _batch()
     with torch.no_grad():
-        ref = ctc(x, attention_mask=mask).logits
+        ref = ctc(normalize_waveform(x, lens), attention_mask=mask).logits
         got, n = enc(x, lens, SubnetConfig(depth=3))
         logits = ctc.lm_head(got)  # the checkpoint's own CTC head on our encoder output
     for i, k in enumerate(n.tolist()):
@@ -181,7 +182,16 @@ def test_mixed_precision_searches_and_unfolding_equals_a_deeper_model_of_copied_
     deep.load_state_dict(state)
     x, lens, mask = _batch()
     with torch.no_grad():
-        ref = deep(x, attention_mask=mask).last_hidden_state
+        ref = deep(normalize_waveform(x, lens), attention_mask=mask).last_hidden_state
         got, n = enc(x, lens, SubnetConfig.from_name("d6-w1.0-b32-urep"))
     for i, k in enumerate(n.tolist()):
         torch.testing.assert_close(got[i, :k], ref[i, :k], rtol=0, atol=1e-5)
+
+
+def test_normalisation_uses_the_valid_samples_only():
+    x, lens = torch.randn(2, 100) * 3 + 1, torch.tensor([100, 60])
+    x[1, 60:] = 50.0  # padding must not move the statistics
+    y = normalize_waveform(x, lens)
+    assert torch.allclose(y[1, :60].mean(), torch.tensor(0.0), atol=1e-5)
+    assert torch.allclose(y[1, :60].std(unbiased=False), torch.tensor(1.0), atol=1e-4)
+    assert (y[1, 60:] == 0).all()

@@ -35,6 +35,7 @@ from allinone.data.batch import unpack_batch
 from allinone.data.datamodule import AsrDataModule, check_audio_exists, load_cuts
 from allinone.nn.ssl import normalize_waveform
 from allinone.utils.atomic import write_atomic
+from allinone.utils.device import DEVICES, resolve_device
 from allinone.utils.log import setup_logger
 from allinone.utils.options import add_dataclass_arguments, dataclass_from_args, option
 
@@ -74,6 +75,9 @@ class PretrainOptions:
     log_every_steps: int = option(20, "log the losses this often")
     min_duration: float = option(1.0, "skip cuts shorter than this (seconds)")
     seed: int = option(42, "sampler, masks and distractors")
+    device: str = option(
+        "auto", "where the model runs: auto (the GPU when there is one), cpu or cuda", DEVICES
+    )
     num_workers: int = option(1, "data loader processes")
 
 
@@ -132,14 +136,15 @@ def pretrain(options: PretrainOptions) -> Dict:
     cuts = cuts.filter(lambda c: c.duration >= options.min_duration).to_eager()
     hours = sum(c.duration for c in cuts) / 3600
     config = transformers.Wav2Vec2Config(**SSL_MODEL_PRESETS[options.model_preset])
-    model = transformers.Wav2Vec2ForPreTraining(config)
+    device = resolve_device(options.device)
+    model = transformers.Wav2Vec2ForPreTraining(config).to(device)
     optimizer = torch.optim.AdamW(
         model.parameters(), options.base_lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.01
     )
     step, seen, epoch, in_epoch, wall = 0, 0.0, 0, 0, 0.0
     if (exp / CHECKPOINT).is_file():
         state = torch.load(exp / CHECKPOINT, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
+        model.load_state_dict(state["model"])  # (loaded on the CPU, copied into the model's device)
         optimizer.load_state_dict(state["optimizer"])
         step, seen, wall = state["step"], state["audio_seconds"], state["wall_seconds"]
         epoch, in_epoch = state["epoch"], state["batch_in_epoch"]
@@ -170,7 +175,10 @@ def pretrain(options: PretrainOptions) -> Dict:
             sample_mask = (torch.arange(x.size(1))[None, :] < lens[:, None]).long()
             x = normalize_waveform(x, lens)
             out = model(
-                x, attention_mask=sample_mask, mask_time_indices=mask, sampled_negative_indices=negatives
+                x.to(device),
+                attention_mask=sample_mask.to(device),
+                mask_time_indices=mask.to(device),
+                sampled_negative_indices=negatives.to(device),
             )
             masked = mask.sum().clamp(min=1)
             loss = out.loss / masked

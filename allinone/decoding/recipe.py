@@ -29,13 +29,14 @@ from allinone.decoding.result_files import (
 )
 from allinone.decoding.runner import DECODING_METHODS, decode_dataset
 from allinone.decoding.subnet_report import SubnetRow, subnet_row, write_subnet_summary
-from allinone.deploy.export import load_packed_model
+from allinone.deploy.export import load_packed_model, resident_weight_bytes
 from allinone.nn.bn_calibration import calibrate_batchnorm
 from allinone.nn.model import Transducer
 from allinone.nn.ssl import SSL_KINDS
 from allinone.subnet import SubnetConfig, select_subnets
 from allinone.utils.device import DEVICES, resolve_device
 from allinone.utils.log import setup_logger
+from allinone.utils.memory import peak_rss_mb
 from allinone.utils.options import add_dataclass_arguments, dataclass_from_args, option
 from allinone.utils.text_norm import SCHEMES, normalize_results
 
@@ -60,11 +61,19 @@ class ModelSourceOptions:
     subnets: Tuple[str, ...] = option(
         ("all",), "'all' (every subnet the checkpoint was trained with) or comma-separated names"
     )
+    keep_codes: bool = option(
+        False,
+        "with --packed-model: hold the quantized weights as the file's packed codes in memory and "
+        "dequantize each at its use (a smaller resident model for a dequantization per forward; "
+        "decode.py's results carry the suffix packed-codes)",
+    )
     bpe_model: Path = option(Path("data/lang_bpe_64/bpe.model"), "sentencepiece model of the lang dir")
 
     def check(self) -> None:
         if self.epoch is None and self.packed_model is None:
             raise ValueError("--epoch is required (or give --packed-model)")
+        if self.keep_codes and self.packed_model is None:
+            raise ValueError("--keep-codes needs --packed-model")
 
 
 @dataclass
@@ -154,7 +163,7 @@ class DecodeOptions(SearchOptions, ModelSourceOptions):
     def suffix(self) -> str:
         """Which weights were decoded, in the result file names (:func:`result_suffix`)."""
         epoch = None if self.packed_model else self.epoch
-        return result_suffix(epoch, self.avg, self.use_averaged_model, self.blank_penalty)
+        return result_suffix(epoch, self.avg, self.use_averaged_model, self.blank_penalty, self.keep_codes)
 
     @property
     def res_dir(self) -> Path:
@@ -211,6 +220,11 @@ def decode_recipe(options: DecodeOptions) -> List[SubnetRow]:
         for test_set, cuts in test_cuts.items():
             loader = dm.eval_dataloader(cuts)
             decode_test_set(loaded.model, subnet, row, test_set, loader, tokenizer, ctc_searcher, options)
+        row.weights_mb = resident_weight_bytes(loaded.model) / 1e6
+        try:
+            row.peak_rss_mb = peak_rss_mb()
+        except (OSError, RuntimeError):  # no /proc (not Linux): not measured
+            pass
         rows.append(row)
     write_subnet_summary(res_dir, summary_tag(options.key, options.suffix), rows, order=loaded.grid)
     return rows
@@ -219,7 +233,7 @@ def decode_recipe(options: DecodeOptions) -> List[SubnetRow]:
 def load_model(options: ModelSourceOptions) -> LoadedModel:
     """The packed file ``options.packed_model`` or the averaged checkpoint weights."""
     if options.packed_model:
-        model, run, packed = load_packed_model(options.packed_model)
+        model, run, packed = load_packed_model(options.packed_model, keep_codes=options.keep_codes)
         return LoadedModel(model, [run], [run.name], packed)
     model, trained = load_for_decoding(
         options.exp_dir, options.epoch, options.avg, options.use_averaged_model

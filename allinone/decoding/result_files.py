@@ -49,18 +49,23 @@ def decoding_key(
 
 
 def result_suffix(
-    epoch: Optional[int], avg: int = 1, use_averaged_model: bool = True, blank_penalty: float = 0.0
+    epoch: Optional[int],
+    avg: int = 1,
+    use_averaged_model: bool = True,
+    blank_penalty: float = 0.0,
+    kept_codes: bool = False,
 ) -> str:
     """Which weights a run decoded, e.g. ``epoch-10-avg-1-use-averaged-model``.
 
     Args:
-        epoch: the checkpoint's epoch; None for a packed model file (suffix ``packed``).
+        epoch: the checkpoint's epoch; None for a packed model file (suffix ``packed``,
+            or ``packed-codes`` when its weights stayed packed in memory: ``kept_codes``).
         avg, use_averaged_model: how the checkpoints were averaged (unused for a packed file).
         blank_penalty: a non-zero value ends the suffix (``-blank-penalty-P``), as icefall
             names it, so that such a run's files stay apart from the plain decoding's.
     """
     if epoch is None:
-        suffix = PACKED_SUFFIX
+        suffix = PACKED_SUFFIX + ("-codes" if kept_codes else "")
     else:
         suffix = f"epoch-{epoch}-avg-{avg}" + ("-use-averaged-model" if use_averaged_model else "")
     if blank_penalty:

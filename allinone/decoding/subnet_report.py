@@ -3,7 +3,7 @@
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch.nn as nn
 
@@ -27,6 +27,10 @@ class SubnetRow:
         decode_seconds, audio_seconds: test set -> decoding time and audio duration, so
             that a summary merged from several decoding runs keeps a true RTF (empty in
             summaries written before they were added).
+        weights_mb: bytes (1e6) of the parameters and buffers the decoding process held
+            for the model, packed codes at their size (None where not measured).
+        peak_rss_mb: the decoding process's resident-set high-water mark in MiB after
+            this subnet's test sets (None where not measured).
     """
 
     subnet: str
@@ -38,6 +42,8 @@ class SubnetRow:
     threads: int = 1
     decode_seconds: Dict[str, float] = field(default_factory=dict)
     audio_seconds: Dict[str, float] = field(default_factory=dict)
+    weights_mb: Optional[float] = None
+    peak_rss_mb: Optional[float] = None
 
     def add_test_set(self, test_set: str, wer: float, decode_seconds: float, audio_seconds: float) -> None:
         """Record one decoded test set and update the RTF over all of them."""
@@ -62,11 +68,16 @@ def format_subnet_table(rows: Sequence[SubnetRow]) -> str:
     for r in rows:
         test_sets += [t for t in r.wer if t not in test_sets]
     head = ["subnet", "params (M)", "stored (MB)", "compression"] + [f"WER {t}" for t in test_sets] + ["RTF"]
+    memory = any(r.weights_mb is not None for r in rows)
+    if memory:
+        head += ["resident weights (MB)", "peak RSS (MiB)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
     for r in rows:
         cells = [r.subnet, f"{r.params / 1e6:.3f}", f"{r.stored_bytes / 1e6:.3f}", f"{r.compression:.2f}x"]
         cells += [f"{r.wer[t]:.2f}" if t in r.wer else "-" for t in test_sets]
         cells.append(f"{r.rtf:.4f}")
+        if memory:
+            cells += ["-" if v is None else f"{v:.2f}" for v in (r.weights_mb, r.peak_rss_mb)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

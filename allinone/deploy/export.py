@@ -13,7 +13,9 @@ The file (``allinone.quant.pack``) holds what the subnet runs and nothing else:
   are dequantized on loading), in the header.
 
 Loading rebuilds a plain float ``Transducer`` whose outputs equal the fake-quantized
-subnet's, so any decoder runs it unchanged.
+subnet's, so any decoder runs it unchanged. With ``keep_codes`` the quantized weights stay
+in memory as the file's packed codes and are dequantized each time a layer runs
+(:class:`PackedWeight`), so the resident model is about as small as the file.
 """
 
 from dataclasses import replace
@@ -22,6 +24,7 @@ from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn as nn
+from torch.nn.utils import parametrize
 
 from allinone.deploy.accounting import (
     LAYER_PREFIXES,
@@ -41,6 +44,7 @@ from allinone.quant.pack import (
     TensorRecord,
     payload_bytes,
     read_packed_file,
+    unpack_bits,
     write_packed_file,
 )
 from allinone.quant.quantizer import QuantConfig, quantizer_for_side
@@ -192,9 +196,59 @@ def _dequantize(rec: TensorRecord, granularity: str, group_size: int) -> torch.T
     return quantizer_for_side(rec.side).decode(rec.unpacked_codes(), rec.bits, rec.side, cfg)
 
 
-def load_packed_model(path) -> Tuple[Transducer, SubnetConfig, Dict]:
+class PackedWeight(nn.Module):
+    """A parametrization that keeps a weight as its packed b-bit codes.
+
+    Registered on a layer's ``weight`` (``torch.nn.utils.parametrize``, over a uint8
+    buffer of the codes), it dequantizes on every access: ``layer.weight`` is the same
+    float tensor ``load_packed_model`` would have stored, but only the codes and the
+    record's side arrays (steps or codebook) stay resident between forwards.
+
+    Args:
+        rec: the packed record.
+        shape: the weight's shape in the model.
+        granularity, group_size: the file's LSQ step layout.
+    """
+
+    def __init__(self, rec: TensorRecord, shape: Tuple[int, ...], granularity: str, group_size: int):
+        super().__init__()
+        self.bits, self.numel, self.code_shape, self.shape = rec.bits, rec.numel, rec.shape, tuple(shape)
+        self.cfg = QuantConfig(granularity=granularity, group_size=group_size)
+        self.decoder = quantizer_for_side(rec.side)
+        self.side_names = tuple(rec.side)
+        for name, value in rec.side.items():
+            self.register_buffer(f"side_{name}", value)
+
+    def forward(self, packed: torch.Tensor) -> torch.Tensor:
+        """packed: (ceil(numel * bits / 8),) uint8 -> the float weight of ``shape``."""
+        side = {name: getattr(self, f"side_{name}") for name in self.side_names}
+        codes = unpack_bits(packed, self.bits, self.numel).view(self.code_shape)
+        return self.decoder.decode(codes, self.bits, side, self.cfg).reshape(self.shape)
+
+
+def _keep_packed(model: nn.Module, name: str, rec: TensorRecord, meta: Dict) -> bool:
+    """Hold parameter ``name`` as ``rec``'s codes behind a :class:`PackedWeight`; False
+    (nothing changed) for a tensor that is not a layer's own ``weight`` parameter."""
+    module_name, _, attr = name.rpartition(".")
+    module = model.get_submodule(module_name)
+    param = module._parameters.get(attr)
+    if attr != "weight" or param is None or parametrize.is_parametrized(module, attr):
+        return False
+    shape = tuple(param.shape)
+    del module._parameters[attr]
+    module.register_buffer(attr, rec.data)
+    keeper = PackedWeight(rec, shape, meta["granularity"], meta["group_size"])
+    parametrize.register_parametrization(module, attr, keeper, unsafe=True)
+    return True
+
+
+def load_packed_model(path, keep_codes: bool = False) -> Tuple[Transducer, SubnetConfig, Dict]:
     """Rebuild the model a packed file holds.
 
+    Args:
+        keep_codes: hold every quantized layer weight as its packed codes, dequantized at
+            each use (:class:`PackedWeight`): the same outputs in less memory, for a
+            dequantization per forward.
     Returns:
         (float ``Transducer`` in eval mode, the subnet to run it with, the file's meta).
     Raises:
@@ -211,6 +265,8 @@ def load_packed_model(path) -> Tuple[Transducer, SubnetConfig, Dict]:
         for name, rec in records.items():
             if name not in state:
                 raise KeyError(f"unexpected tensor {name}")
+            if rec.kind != "float" and keep_codes:
+                continue  # stays packed: checked below, set by _keep_packed
             value = (
                 rec.data if rec.kind == "float" else _dequantize(rec, meta["granularity"], meta["group_size"])
             )
@@ -222,9 +278,21 @@ def load_packed_model(path) -> Tuple[Transducer, SubnetConfig, Dict]:
         if missing:
             raise KeyError(f"missing tensors {missing[:5]}")
         model.load_state_dict(state)
+        if keep_codes:
+            for name, rec in records.items():
+                if rec.kind != "float" and not _keep_packed(model, name, rec, meta):
+                    with torch.no_grad():  # not a layer weight: stored dequantized
+                        value = _dequantize(rec, meta["granularity"], meta["group_size"])
+                        model.get_parameter(name).copy_(value.reshape(model.get_parameter(name).shape))
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise PackedFileError(f"{path}: tensors do not match the model in its header ({e})") from None
     return model.eval(), SubnetConfig.from_name(meta["run_subnet"]), meta
+
+
+def resident_weight_bytes(model: nn.Module) -> int:
+    """Bytes of every parameter and buffer the model holds (packed codes at their size)."""
+    tensors = {id(t): t for t in list(model.parameters()) + list(model.buffers())}
+    return sum(t.numel() * t.element_size() for t in tensors.values())
 
 
 @torch.no_grad()

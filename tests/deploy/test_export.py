@@ -7,7 +7,7 @@ from allinone.deploy.export import export_subnet, file_vs_accounting, load_packe
 from allinone.nn.build import init_from_float
 from allinone.nn.model import ModelConfig, Transducer
 from allinone.quant.mixed import finalise
-from allinone.quant.pack import PackedFileError, TensorRecord, write_packed_file
+from allinone.quant.pack import PackedFileError, TensorRecord, read_packed_file, write_packed_file
 from allinone.subnet import SubnetConfig
 from allinone.unfold import statistics_keys
 
@@ -130,3 +130,33 @@ def test_round_trip_error_of_an_exported_subnet_is_float_rounding(quant, tmp_pat
     subnet = SubnetConfig.from_name("d4-w1.0-b4")
     export_subnet(model, subnet, tmp_path / "s.aio")
     assert round_trip_error(model, subnet, tmp_path / "s.aio") < 1e-4
+
+
+@pytest.mark.parametrize("quant", QUANT[:2] + QUANT[3:4], ids=["lsq-tensor", "lsq-channel", "gq"])
+def test_kept_codes_give_the_dequantized_models_outputs_in_less_memory(quant, tmp_path):
+    from allinone.deploy.export import resident_weight_bytes
+
+    lstm = ModelConfig(vocab_size=30, encoder="lstm", d_model=16, num_layers=3, lstm_hidden_size=64,
+                       use_ctc=True, **quant)  # fmt: skip
+    torch.manual_seed(0)
+    for model, name in [(_model(**quant), "d3-w0.5-b2_ffn1"), (Transducer(lstm).eval(), "d3-w1.0-b2_rnn1")]:
+        path = tmp_path / f"{name}.aio"
+        export_subnet(model, SubnetConfig.from_name(name), path)
+        full, run, _ = load_packed_model(path)
+        kept, _, _ = load_packed_model(path, keep_codes=True)
+        x, lens = _inputs()
+        with torch.no_grad():
+            want, _ = full.encoder(x, lens, run)
+            got, _ = kept.encoder(x, lens, run)
+        assert (want - got).abs().max() <= 1e-6, name  # the same weights; kernels may differ in rounding
+        # every quantized weight of the file is held as its uint8 codes, no float copy
+        _, records = read_packed_file(path)
+        quantized = {n for n, r in records.items() if r.kind == "packed"}
+        codes = {n.replace(".parametrizations.weight.original", ".weight")
+                 for n, b in kept.named_buffers() if b.dtype == torch.uint8}  # fmt: skip
+        assert quantized and codes == quantized
+        assert not quantized & {n for n, _ in kept.named_parameters()}
+        saved = resident_weight_bytes(full) - resident_weight_bytes(kept)
+        code_bytes = sum(b.numel() for b in kept.buffers() if b.dtype == torch.uint8)
+        # 2-bit (1-bit FFN and LSTM) codes in place of float32: at least 12x fewer bytes for them
+        assert saved >= 11 * code_bytes, (name, saved, code_bytes)

@@ -63,6 +63,16 @@ def test_quantizers_train_export_decode_and_tabulate(tiny_corpus, tmp_path):
     ckpt_recogs = next(res.glob("recogs-test-*-d2-w1.0-b4-epoch-1-*.txt")).read_text()
     packed_recogs = next(res.glob("recogs-test-*-d2-w1.0-b4-packed.txt")).read_text()
     assert ckpt_recogs == packed_recogs  # the packed file decodes exactly like the checkpoint
+    kept = decode_cmd(root, lang, uniform)
+    kept[kept.index("--epoch") : kept.index("--epoch") + 2] = [
+        "--packed-model",
+        str(uniform / "d2-w1.0-b4.aio"),
+    ]
+    run(kept + ["--keep-codes", "true"])  # the weights stay packed in memory
+    assert next(res.glob("recogs-test-*-d2-w1.0-b4-packed-codes.txt")).read_text() == packed_recogs
+    (float_row,) = json.loads(next(res.glob("subnet-summary-*-packed.json")).read_text())
+    (codes_row,) = json.loads(next(res.glob("subnet-summary-*-packed-codes.json")).read_text())
+    assert codes_row["weights_mb"] < float_row["weights_mb"] and codes_row["peak_rss_mb"] > 0
 
     search = tmp_path / "mp1"
     _compress(root, lang, search, ckpt, "--subnets", "d2-w1.0-bmix", "--model", "mp_candidates=2,3,4,6,8",

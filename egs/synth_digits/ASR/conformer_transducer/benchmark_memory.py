@@ -30,9 +30,9 @@ from allinone.data.tokenizer import BpeTokenizer
 from allinone.nn.build import build_model
 from allinone.training.cli import recipe_defaults
 from allinone.training.config import TrainConfig, parse_model_overrides
-from allinone.training.memory import measure_peak
 from allinone.training.nested import NestedLoss, NestedPlan, combine_subnet_losses
 from allinone.training.step_losses import LossAssembler
+from allinone.utils.memory import measure_peak
 from allinone.utils.options import str2bool
 
 RECIPE_DEFAULTS = recipe_defaults(Path(__file__).resolve().parent / "train.py")

@@ -28,9 +28,9 @@ from allinone.nn.build import build_model
 from allinone.nn.model import ModelConfig
 from allinone.nn.presets import MODEL_PRESETS, model_preset
 from allinone.training.cli import recipe_defaults
-from allinone.training.memory import peak_rss_mb, reset_peak_rss
 from allinone.training.profile import profile_steps
 from allinone.utils.device import DEVICES, resolve_device
+from allinone.utils.memory import peak_rss_mb, reset_peak_rss
 from allinone.utils.options import str2bool
 
 RECIPE_DEFAULTS = recipe_defaults(Path(__file__).resolve().parent / "train.py")

@@ -1,4 +1,4 @@
-"""Peak resident memory of training steps (Linux ``/proc``), for the benchmark scripts.
+"""Resident memory of this process (Linux ``/proc``): training-step benchmarks, decoding summaries.
 
 CPU tensors live in ordinary process memory, so the resident-set high-water mark
 (``VmHWM``) is the peak a step needs. Writing ``5`` to ``/proc/self/clear_refs`` resets

@@ -1,6 +1,6 @@
 import torch
 
-from allinone.training.memory import measure_peak, peak_rss_mb, rss_mb
+from allinone.utils.memory import measure_peak, peak_rss_mb, rss_mb
 
 
 def test_peak_covers_a_transient_allocation():

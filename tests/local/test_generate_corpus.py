@@ -20,7 +20,7 @@ import soundfile as sf
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "egs" / "synth_digits" / "ASR" / "local" / "generate_corpus.py"
 WORDS = {"ZERO", "ONE", "TWO", "THREE", "FOUR", "FIVE", "SIX", "SEVEN", "EIGHT", "NINE", "OH"}
-SPLITS = ("train", "dev", "test-seen", "test-unseen")
+SPLITS = ("train", "dev", "test-seen", "test-unseen", "dev-unseen", "test-unseen-8k")
 SIZES = ["--num-train", "6", "--num-dev", "2", "--num-test", "2"]
 
 _missing = [t for t in ("espeak-ng", "flite", "festival", "sox") if shutil.which(t) is None]
@@ -73,11 +73,11 @@ def test_same_seed_gives_identical_audio_and_manifests(corpora):
     a, b = corpora
     wavs_a = sorted(p.relative_to(a) for p in (a / "download").rglob("*.wav"))
     wavs_b = sorted(p.relative_to(b) for p in (b / "download").rglob("*.wav"))
-    assert wavs_a == wavs_b and len(wavs_a) == 12
+    assert wavs_a == wavs_b and len(wavs_a) == 6 + 2 + 4 * 2
     for rel in wavs_a:
         assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
     manifests = sorted((a / "data" / "manifests").glob("*.jsonl.gz"))
-    assert len(manifests) == 8
+    assert len(manifests) == 2 * len(SPLITS)
     for m in manifests:
         assert m.read_bytes() == (b / "data" / "manifests" / m.name).read_bytes(), m.name
         assert gzip.decompress(m.read_bytes())
@@ -127,6 +127,14 @@ def test_split_design(corpora):
     assert speakers["test-seen"] <= speakers["train"]
     train_strings = {s.text for s in sups["train"]}
     assert not {s.text for s in sups["test-seen"]} & train_strings
+    assert not speakers["dev-unseen"] & set().union(*(speakers[s] for s in SPLITS if s != "dev-unseen"))
+    # every test-unseen-8k utterance went through a telephone line: nothing above 4 kHz
+    for sup in sups["test-unseen-8k"]:
+        assert sup.custom["channel"]["kind"] == "telephone"
+        audio, rate = sf.read(str(a / "download" / "synth_digits" / "test-unseen-8k" / f"{sup.id}.wav"))
+        power = np.abs(np.fft.rfft(audio)) ** 2
+        freqs = np.fft.rfftfreq(len(audio), 1 / rate)
+        assert power[freqs > 4100].sum() < 1e-4 * power.sum()
 
 
 @needs_tts
@@ -164,6 +172,35 @@ def test_plans_are_deterministic_and_respect_the_design():
     # an utterance's plan depends only on (seed, split, index), not on the split size
     small = gc.plan_corpus(3, {"train": 300, "dev": 5, "test-seen": 0, "test-unseen": 0})
     assert small["dev"] == p1["dev"][:5]
+
+
+def test_channel_splits_left_the_plain_splits_as_they_were(monkeypatch):
+    counts = {
+        "train": 300,
+        "dev": 20,
+        "test-seen": 40,
+        "test-unseen": 40,
+        "dev-unseen": 40,
+        "test-unseen-8k": 40,
+    }
+    now = gc.plan_corpus(3, counts)
+    # the generator without the train style and extra voices: the plain splits' draws
+    _, dev_unseen = gc.extra_voice_pools()
+    monkeypatch.setattr(gc, "STYLES", {})
+    monkeypatch.setattr(gc, "extra_voice_pools", lambda: ([], dev_unseen))
+    plain = gc.plan_corpus(3, counts)
+    for split in ("dev", "test-unseen"):
+        assert now[split] == plain[split] and all(u["channel"] is None for u in now[split])
+    assert all(u["channel"] is None for u in now["test-seen"])
+    kinds = [u["channel"] and u["channel"]["kind"] for u in now["train"]]
+    assert 0.15 < kinds.count("telephone") / 300 < 0.35 and 0.25 < kinds.count("microphone") / 300 < 0.45
+    assert 0.15 < sum(len(u["text"].split()) == 1 for u in now["train"]) / 300 < 0.35
+    assert all(u["channel"]["kind"] == "telephone" for u in now["test-unseen-8k"])
+    # test-unseen-8k speaks with test-unseen's voices, dev-unseen with voices of no other split
+    _, unseen = gc.voice_inventory()
+    assert {u["speaker"] for u in now["test-unseen-8k"]} <= {v.speaker for v in unseen}
+    others = {u["speaker"] for split in counts if split != "dev-unseen" for u in now[split]}
+    assert not {u["speaker"] for u in now["dev-unseen"]} & others
 
 
 @pytest.mark.parametrize("kind", ["white", "pink", "brown", "babble"])

@@ -5,7 +5,9 @@
 #   0  check that espeak-ng, flite, festival (+ kal/ked diphone voices) and sox
 #      are installed; as root they are installed with apt-get
 #   1  synthesise the corpus into download/synth_digits/ and write lhotse
-#      manifests to data/manifests/ (splits: train dev test-seen test-unseen)
+#      manifests to data/manifests/ (splits: train dev test-seen test-unseen, and
+#      dev-unseen (held-out voices for recipe choices) and test-unseen-8k (unseen
+#      voices through a telephone line); local/generate_corpus.py describes them)
 #   2  80-dim fbank features (lilcom-compressed) and cut sets in data/fbank/,
 #      then duration statistics per split
 #   3  sentencepiece BPE model and data/lang_bpe_${vocab_size}/ (bpe.model,
@@ -48,7 +50,7 @@ cd "$script_dir"
 export PYTHONPATH="$repo_root${PYTHONPATH:+:$PYTHONPATH}"
 
 prefix=synth_digits
-splits="train dev test-seen test-unseen"
+splits="train dev test-seen test-unseen dev-unseen test-unseen-8k"
 dl_dir=download/synth_digits
 manifest_dir=data/manifests
 fbank_dir=data/fbank

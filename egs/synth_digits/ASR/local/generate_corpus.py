@@ -12,12 +12,29 @@ of many text-to-speech voices and then degraded:
 * signal-level augmentation (sox, then numpy): speed 0.85-1.15, pitch shift,
   reverberation for ~30 % of utterances, random leading/trailing silence and
   additive white / pink / brown / babble-like noise mixed at an exact SNR of
-  10-30 dB, then a random output level.
+  10-30 dB, then (train and the channel test sets) a transmission channel
+  (``allinone.data.channel``: a telephone line at 8 kHz with mu-law, or a
+  microphone's frequency response), then a random output level.
 
-Splits: ``train``, ``dev`` (training voices), ``test-seen`` (training voices,
-digit strings that never occur in train) and ``test-unseen`` (voices that never
-occur in train or dev: held-out espeak accents and variants, one flite voice,
-one festival voice).
+Splits:
+
+* ``train``: the training voices and ~45 more espeak-ng variants
+  (``ESPEAK_TRAIN_EXTRA``), a quarter of the utterances a single word, 25 %
+  through a telephone line and 35 % through a microphone colouring;
+* ``dev``: the training voices as in ``test-seen`` (validation loss);
+* ``test-seen``: training voices, digit strings that never occur in train;
+* ``test-unseen``: voices that never occur in train or dev (held-out espeak
+  accents and variants, one flite voice, one festival voice);
+* ``dev-unseen``: other held-out espeak variants (``ESPEAK_DEV_UNSEEN``, in no
+  other split) with the training accents, 40 % telephone and 30 % microphone:
+  where recipe choices are measured, so that no reported test set is tuned on;
+* ``test-unseen-8k``: ``test-unseen``'s voices, every utterance through a
+  telephone line (telephone band, 8 kHz, upsampled back to 16 kHz).
+
+Channels come from a second random stream of the utterance, so ``dev`` and
+``test-unseen`` are drawn exactly as before the channel splits existed;
+``test-seen`` keeps its strings out of train's, so a change of train redraws
+some of its utterances.
 
 All randomness of utterance ``i`` of split ``s`` comes from a generator seeded
 with ``(seed, s, i)``, so the corpus does not depend on the number of worker
@@ -49,14 +66,17 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 import soundfile as sf
 
+from allinone.data.channel import apply_channel, draw_channel
+
 SAMPLE_RATE = 16000
 WORDS = ("ZERO", "ONE", "TWO", "THREE", "FOUR", "FIVE", "SIX", "SEVEN", "EIGHT", "NINE", "OH")
-SPLITS = ("train", "dev", "test-seen", "test-unseen")
+# new splits go at the end: a split's code seeds its utterances' random generators
+SPLITS = ("train", "dev", "test-seen", "test-unseen", "dev-unseen", "test-unseen-8k")
 SPLIT_CODES = {name: code for code, name in enumerate(SPLITS)}
 MIN_WORDS, MAX_WORDS = 1, 7
 PREFIX = "synth_digits"
 # Bump when the generation recipe changes so stale audio is not silently reused.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 REQUIRED_TOOLS = ("espeak-ng", "flite", "festival", "sox")
 APT_INSTALL = "apt-get install -y espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k sox"
@@ -69,6 +89,16 @@ ESPEAK_UNSEEN_ACCENTS = ("en-029", "en-us-nyc", "en-gb-x-gbcwmd")
 # natural than the default voice; they get 3x the sampling weight of the others.
 ESPEAK_SEEN_VARIANTS = ("klatt", "klatt2", "klatt3", "klatt5", "klatt6", "m3", "f2", "f4")
 ESPEAK_UNSEEN_VARIANTS = ("klatt4", "m7", "f5")
+# More variety of the training voices: espeak-ng's other human-sounding variants (no
+# robots, whispers or effects), with the training accents, in train only.
+ESPEAK_TRAIN_EXTRA = (
+    "m1", "m2", "m4", "m5", "m6", "m8", "f1", "f3", "adam", "Alex", "Alicia", "Andy", "Annie",
+    "announcer", "aunty", "belinda", "benjamin", "david", "ed", "edward", "Gene", "grandma",
+    "grandpa", "iven", "Jacky", "john", "Lee", "linda", "max", "Michael", "michel", "Mike",
+    "norbert", "paul", "quincy", "rob", "robert", "shelby", "steph", "travis", "victor", "zac",
+)  # fmt: skip
+# Held out for recipe choices (dev-unseen), with the training accents.
+ESPEAK_DEV_UNSEEN = ("Andrea", "Denis", "edward2", "iven2", "steph2", "Gene2", "caleb", "anika")
 FLITE_SEEN = ("kal16", "awb", "slt")
 FLITE_UNSEEN = ("rms",)
 FESTIVAL_SEEN = ("kal_diphone",)
@@ -91,6 +121,15 @@ class Voice:
 
 def _espeak_voice(accent: str, variant: str) -> Voice:
     return Voice("espeak-ng", f"{accent}+{variant}", 3.0 if variant.startswith("klatt") else 1.0)
+
+
+def extra_voice_pools() -> Tuple[List[Voice], List[Voice]]:
+    """(train-only extra voices, dev-unseen voices): variants with the training accents.
+    The extra voices weigh half an original non-klatt voice each, so that together they
+    add variety without crowding out the more natural klatt voices."""
+    extra = [Voice("espeak-ng", f"{a}+{v}", 0.5) for a in ESPEAK_SEEN_ACCENTS for v in ESPEAK_TRAIN_EXTRA]
+    dev = [Voice("espeak-ng", f"{a}+{v}") for a in ESPEAK_SEEN_ACCENTS for v in ESPEAK_DEV_UNSEEN]
+    return extra, dev
 
 
 def voice_inventory() -> Tuple[List[Voice], List[Voice]]:
@@ -125,8 +164,13 @@ def utterance_rng(seed: int, split: str, index: int, stream: int = 0) -> np.rand
     return np.random.default_rng([seed, SPLIT_CODES[split], index, stream])
 
 
-def draw_words(rng: np.random.Generator) -> List[str]:
-    n = int(rng.integers(MIN_WORDS, MAX_WORDS + 1))
+def draw_words(rng: np.random.Generator, single_word_share: Optional[float] = None) -> List[str]:
+    """1-7 words, uniformly many; with ``single_word_share``, that share are one word and
+    the rest 2-7 (one more draw)."""
+    if single_word_share is None:
+        n = int(rng.integers(MIN_WORDS, MAX_WORDS + 1))
+    else:
+        n = 1 if rng.random() < single_word_share else int(rng.integers(MIN_WORDS + 1, MAX_WORDS + 1))
     return [WORDS[i] for i in rng.integers(0, len(WORDS), size=n)]
 
 
@@ -175,6 +219,24 @@ def draw_augment_params(rng: np.random.Generator) -> Dict:
     }
 
 
+@dataclass(frozen=True)
+class SplitStyle:
+    """How a split's utterances differ from the plain ones: the share of single words and
+    the channel probabilities (``allinone.data.channel.draw_channel``)."""
+
+    single_word_share: Optional[float] = None
+    p_telephone: float = 0.0
+    p_microphone: float = 0.0
+
+
+PLAIN = SplitStyle()
+STYLES = {
+    "train": SplitStyle(single_word_share=0.25, p_telephone=0.25, p_microphone=0.35),
+    "dev-unseen": SplitStyle(p_telephone=0.4, p_microphone=0.3),
+    "test-unseen-8k": SplitStyle(p_telephone=1.0),
+}
+
+
 def plan_utterance(
     seed: int,
     split: str,
@@ -182,10 +244,12 @@ def plan_utterance(
     pool: Sequence[Voice],
     forbidden: Optional[set] = None,
 ) -> Dict:
-    """Everything needed to synthesise one utterance, drawn from its own RNG."""
+    """Everything needed to synthesise one utterance, drawn from its own RNG (the channel
+    from a second stream of it)."""
+    style = STYLES.get(split, PLAIN)
     rng = utterance_rng(seed, split, index)
     for _ in range(10_000):
-        words = draw_words(rng)
+        words = draw_words(rng, style.single_word_share)
         if not forbidden or " ".join(words) not in forbidden:
             break
     else:
@@ -201,18 +265,25 @@ def plan_utterance(
         "speaker": voice.speaker,
         "tts": draw_tts_params(rng, voice),
         "augment": draw_augment_params(rng),
+        "channel": (
+            draw_channel(utterance_rng(seed, split, index, stream=1), style.p_telephone, style.p_microphone)
+            if style != PLAIN
+            else None
+        ),
     }
 
 
 def plan_corpus(seed: int, counts: Dict[str, int]) -> Dict[str, List[Dict]]:
     """Plans for all splits.  ``counts`` maps split name -> number of utterances."""
     seen, unseen = voice_inventory()
+    extra, dev_unseen = extra_voice_pools()
     plans: Dict[str, List[Dict]] = {}
-    plans["train"] = [plan_utterance(seed, "train", i, seen) for i in range(counts["train"])]
+    plans["train"] = [plan_utterance(seed, "train", i, seen + extra) for i in range(counts["train"])]
     plans["dev"] = [plan_utterance(seed, "dev", i, seen) for i in range(counts["dev"])]
     train_strings = {u["text"] for u in plans["train"]}
     train_speakers = {u["speaker"] for u in plans["train"]}
-    # test-seen: voices that really occur in train, strings that never do.
+    # test-seen: voices that really occur in train, strings that never do (drawn from the
+    # original training pool, so that the extra voices left this split as it was).
     seen_in_train = [v for v in seen if v.speaker in train_speakers] or seen
     plans["test-seen"] = [
         plan_utterance(seed, "test-seen", i, seen_in_train, forbidden=train_strings)
@@ -220,6 +291,12 @@ def plan_corpus(seed: int, counts: Dict[str, int]) -> Dict[str, List[Dict]]:
     ]
     plans["test-unseen"] = [
         plan_utterance(seed, "test-unseen", i, unseen) for i in range(counts["test-unseen"])
+    ]
+    plans["dev-unseen"] = [
+        plan_utterance(seed, "dev-unseen", i, dev_unseen) for i in range(counts.get("dev-unseen", 0))
+    ]
+    plans["test-unseen-8k"] = [
+        plan_utterance(seed, "test-unseen-8k", i, unseen) for i in range(counts.get("test-unseen-8k", 0))
     ]
     return plans
 
@@ -354,13 +431,13 @@ def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float, lead: int) 
     return mixed
 
 
-def augment(speech: np.ndarray, aug: Dict) -> np.ndarray:
-    """Pad with silence, add noise at the exact SNR, set the output level."""
+def augment(speech: np.ndarray, aug: Dict, channel: Optional[Dict] = None) -> np.ndarray:
+    """Pad with silence, add noise at the exact SNR, pass the ``channel``, set the output level."""
     lead = int(round(aug["lead_silence_s"] * SAMPLE_RATE))
     trail = int(round(aug["trail_silence_s"] * SAMPLE_RATE))
     n = lead + len(speech) + trail
     noise = make_noise(aug["noise_type"], n, np.random.default_rng(aug["noise_seed"]))
-    y = mix_at_snr(speech, noise, aug["snr_db"], lead)
+    y = apply_channel(mix_at_snr(speech, noise, aug["snr_db"], lead), SAMPLE_RATE, channel)
     y *= 10.0 ** (aug["level_dbfs"] / 20.0) / np.sqrt(np.mean(y**2))
     peak = np.max(np.abs(y))
     if peak > 0.97:  # never clip: lower the level instead
@@ -421,7 +498,7 @@ def synthesise_chunk(task: Tuple[List[Dict], str]) -> List[Tuple[str, Dict]]:
             if not os.path.isfile(r) or os.path.getsize(r) <= 44:
                 raise RuntimeError(f"{u['engine']} produced no audio for {u['id']} ({u['speaker']})")
             speech = apply_sox(r, u["augment"])
-            samples = to_int16(augment(speech, u["augment"]))
+            samples = to_int16(augment(speech, u["augment"], u.get("channel")))
             target = wav_path(out_dir, u)
             target.parent.mkdir(parents=True, exist_ok=True)
             _write_wav_atomic(target, samples)
@@ -507,6 +584,7 @@ def write_manifests(plans: Dict[str, List[Dict]], out_dir: Path, manifest_dir: P
                         "tts_text": u["tts_text"],
                         "tts": u["tts"],
                         "augment": u["augment"],
+                        "channel": u.get("channel"),
                     },
                 )
             )
@@ -572,7 +650,12 @@ def get_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--num-train", type=int, default=4000)
     p.add_argument("--num-dev", type=int, default=300)
-    p.add_argument("--num-test", type=int, default=300, help="size of test-seen and of test-unseen")
+    p.add_argument(
+        "--num-test",
+        type=int,
+        default=300,
+        help="size of test-seen, test-unseen, test-unseen-8k and dev-unseen",
+    )
     p.add_argument("--num-jobs", type=int, default=2, help="worker processes")
     return p.parse_args(argv)
 
@@ -589,6 +672,8 @@ def main(argv=None) -> None:
         "dev": args.num_dev,
         "test-seen": args.num_test,
         "test-unseen": args.num_test,
+        "dev-unseen": args.num_test,
+        "test-unseen-8k": args.num_test,
     }
     if any(c < 0 for c in counts.values()):
         raise SystemExit(f"utterance counts must be >= 0, got {counts}")

@@ -18,7 +18,7 @@ from allinone.training.recipe import (
 )
 from allinone.training.resume import numbered
 
-RECORD_KEYS = ("train_seconds", "train_cpu_seconds", "train_config", "model_config")
+RECORD_KEYS = ("train_seconds", "train_cpu_seconds", "train_config", "model_config", "source")
 
 
 @lru_cache(maxsize=None)
@@ -67,7 +67,13 @@ def model_config(exp_dir: Path, epoch: int) -> Dict[str, Any]:
 
 
 def run_seed(exp_dir: Path, epoch: int) -> int:
-    """The ``--seed`` a run was trained with."""
+    """The ``--seed`` a run was trained with; for a record made without training (int8
+    post-training quantization: no training config, a source checkpoint), the seed of the
+    checkpoint it was made from."""
+    fields = _run_record(Path(exp_dir).resolve(), epoch)
+    if fields["train_config"] is None and fields["source"]:
+        source = Path(fields["source"])
+        return run_seed(source.parent, int(source.stem.rsplit("-", 1)[-1]))
     return record_field(exp_dir, epoch, "train_config")["seed"]
 
 

@@ -19,14 +19,16 @@ BAD = ["one two three"] * 20
 ONE_SLIP = ["one two three"] + ["one two three four"] * 19
 
 
-def _decoded(d: Path, seed: int, hyps, packed: bool, bits: float = 32.0) -> Path:
-    """An exp dir as train.py + (export.py +) decode.py leave it, decoded on 'test'."""
+def _decoded(d: Path, seed: int, hyps, packed: bool, bits: float = 32.0, ptq_of: Path = None) -> Path:
+    """An exp dir as train.py + (export.py +) decode.py leave it, decoded on 'test'; with
+    ``ptq_of``, as quantize_ptq.py leaves it (no training, made from that float model)."""
     res = d / "greedy_search"
     res.mkdir(parents=True)
     suffix = "packed" if packed else "epoch-1-avg-1"
     record = CheckpointRecord(
-        kind="train", model={}, model_config={}, subnets=[], train_config={"seed": seed},
-        train_seconds=100.0 + seed, train_cpu_seconds=50.0 + seed,
+        kind="ptq" if ptq_of else "train", model={}, model_config={}, subnets=[],
+        train_config={} if ptq_of else {"seed": seed}, train_seconds=100.0 + seed,
+        train_cpu_seconds=50.0 + seed, source=str(ptq_of / "epoch-1.pt") if ptq_of else "",
     )  # fmt: skip
     write_record(record, d / "epoch-1.pt")
     name = "d2-w1.0-b32" if not packed else f"d2-w1.0-b{int(bits)}"
@@ -63,6 +65,10 @@ def two_seeds(tmp_path):
             _decoded(tmp_path / "q43/g2", 43, BAD, True, 2),
         ],
     }
+    runs["int8 post-training"] = [
+        _decoded(tmp_path / "q42/ptq", 0, OK, True, 8, ptq_of=floats[0]),
+        _decoded(tmp_path / "q43/ptq", 0, OK, True, 8, ptq_of=floats[1]),
+    ]
     return floats, runs
 
 
@@ -82,10 +88,10 @@ def test_two_seeds_pool_per_row_and_measure_the_seed_noise_floor(two_seeds):
     assert rows["uniform 4-bit"]["compression_seconds"] == pytest.approx(142.5)
     # the floor: seed 0 against seed 1 of the float model and of each row; only GQ 2-bit differs
     floor = report["noise_floor"]
-    assert floor["pairs"] == 4 and floor["count"] == 1
+    assert floor["pairs"] == 5 and floor["count"] == 1
     assert floor["flagged"][0][:3] == ["GQ 2-bit", "test", "b worse"]
     text = format_quant_report(report)
-    assert "1 of 4 pairs flagged" in text and "Worse than the float model under every seed" in text
+    assert "1 of 5 pairs flagged" in text and "Worse than the float model under every seed" in text
     assert report["best_lossless_uniform"]["method"] == "uniform 4-bit"
     assert rows["GQ 2-bit"]["kept_codes"] == {
         "rtf_float_weights": 0.1, "rtf": 0.2, "weights_mb": 0.25, "peak_rss_mb": 342.5
@@ -99,6 +105,11 @@ def test_runs_to_pool_must_differ_in_seed_and_match_the_float_models(two_seeds, 
     same = _decoded(tmp_path / "q42b/b1", 42, BAD, True, 1)
     with pytest.raises(ValueError, match="share a seed"):
         compare_quantizers(floats, 1, {"uniform 1-bit": [runs["uniform 1-bit"][0], same]}, "greedy_search")
+    ptq = runs["int8 post-training"][0]  # made from seed 42's float model twice
+    with pytest.raises(ValueError, match="share a seed"):
+        compare_quantizers(
+            floats, 1, {"int8": [ptq, _decoded(tmp_path / "p", 0, OK, True, 8, floats[0])]}, "greedy_search"
+        )
     with pytest.raises(ValueError, match="1 runs for 2 float models"):
         compare_quantizers(floats, 1, {"uniform 1-bit": runs["uniform 1-bit"][:1]}, "greedy_search")
 

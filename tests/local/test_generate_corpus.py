@@ -174,54 +174,25 @@ def test_plans_are_deterministic_and_respect_the_design():
     assert small["dev"] == p1["dev"][:5]
 
 
-def test_channel_splits_left_the_plain_splits_as_they_were(monkeypatch):
-    counts = {
-        "train": 300,
-        "dev": 20,
-        "test-seen": 40,
-        "test-unseen": 40,
-        "dev-unseen": 40,
-        "test-unseen-8k": 40,
-    }
+def test_channel_splits_and_train_variety_leave_the_plain_splits_as_they_were():
+    counts = {"train": 300, "dev": 20, "test-seen": 40, "test-unseen": 40}
+    before = gc.plan_corpus(3, counts)  # the four original splits only
+    counts = {**counts, "dev-unseen": 40, "test-unseen-8k": 40}
     now = gc.plan_corpus(3, counts)
-    # the generator without the train style and extra voices: the plain splits' draws
-    _, dev_unseen = gc.extra_voice_pools()
-    monkeypatch.setattr(gc, "STYLES", {})
-    monkeypatch.setattr(gc, "extra_voice_pools", lambda: ([], dev_unseen))
-    plain = gc.plan_corpus(3, counts)
+    variety = gc.plan_corpus(3, counts, train_variety=True)
+    for split in ("train", "dev", "test-seen", "test-unseen"):
+        assert now[split] == before[split] and all(u["channel"] is None for u in now[split])
     for split in ("dev", "test-unseen"):
-        assert now[split] == plain[split] and all(u["channel"] is None for u in now[split])
-    assert all(u["channel"] is None for u in now["test-seen"])
-    kinds = [u["channel"] and u["channel"]["kind"] for u in now["train"]]
+        assert variety[split] == before[split]
+    assert all(u["channel"] is None for u in variety["test-seen"])
+    kinds = [u["channel"] and u["channel"]["kind"] for u in variety["train"]]
     assert 0.15 < kinds.count("telephone") / 300 < 0.35 and 0.25 < kinds.count("microphone") / 300 < 0.45
-    assert 0.15 < sum(len(u["text"].split()) == 1 for u in now["train"]) / 300 < 0.35
+    assert 0.15 < sum(len(u["text"].split()) == 1 for u in variety["train"]) / 300 < 0.35
+    assert len({u["speaker"] for u in variety["train"]}) > len({u["speaker"] for u in now["train"]})
     assert all(u["channel"]["kind"] == "telephone" for u in now["test-unseen-8k"])
     # test-unseen-8k speaks with test-unseen's voices, dev-unseen with voices of no other split
     _, unseen = gc.voice_inventory()
     assert {u["speaker"] for u in now["test-unseen-8k"]} <= {v.speaker for v in unseen}
-    others = {u["speaker"] for split in counts if split != "dev-unseen" for u in now[split]}
+    others = {u["speaker"] for plans in (now, variety) for split in counts if split != "dev-unseen"
+              for u in plans[split]}  # fmt: skip
     assert not {u["speaker"] for u in now["dev-unseen"]} & others
-
-
-@pytest.mark.parametrize("kind", ["white", "pink", "brown", "babble"])
-def test_noise_mixed_at_exact_snr(kind):
-    rng = np.random.default_rng(0)
-    speech = np.sin(np.arange(12345) * 0.05) * np.hanning(12345)
-    noise = gc.make_noise(kind, 20001, rng)
-    assert noise.shape == (20001,) and np.all(np.isfinite(noise)) and noise.std() > 0
-    lead = 3000
-    mixed = gc.mix_at_snr(speech, noise, 17.5, lead)
-    added = mixed.copy()
-    added[lead : lead + len(speech)] -= speech
-    snr = 10 * np.log10(np.mean(speech**2) / np.mean(added**2))
-    assert snr == pytest.approx(17.5, abs=1e-9)
-
-
-def test_augment_sets_level_without_clipping():
-    aug = {"lead_silence_s": 0.1, "trail_silence_s": 0.2, "noise_type": "pink", "snr_db": 15.0,
-           "level_dbfs": -20.0, "noise_seed": 1}  # fmt: skip
-    speech = 0.5 * np.sin(np.arange(16000) * 0.1)
-    y = gc.augment(speech, aug)
-    assert len(y) == 1600 + 16000 + 3200
-    assert np.max(np.abs(y)) <= 0.97 + 1e-12
-    assert 20 * np.log10(np.sqrt(np.mean(y**2))) == pytest.approx(-20.0, abs=0.01)

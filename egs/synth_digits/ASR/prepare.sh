@@ -22,7 +22,7 @@
 #
 # Usage: ./prepare.sh [--stage N] [--stop-stage N] [--seed S] [--num-train N]
 #                     [--num-dev N] [--num-test N] [--vocab-size N] [--nj N]
-#                     [--lm-order N]
+#                     [--lm-order N] [--train-variety true|false]
 
 set -eou pipefail
 # The body is one block that bash parses before running it, so editing this file while a
@@ -40,6 +40,8 @@ num_test=300
 vocab_size=64
 nj=2
 lm_order=3
+# true: a training set with more voices, single words and channels (RESULTS.md)
+train_variety=false
 
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_root=$(cd "$script_dir/../../.." && pwd)
@@ -110,6 +112,7 @@ if run_stage 1; then
       --num-train "$num_train" \
       --num-dev "$num_dev" \
       --num-test "$num_test" \
+      --train-variety "$train_variety" \
       --num-jobs "$nj"
     touch "$manifest_dir/.${prefix}.done"
   else

@@ -6,9 +6,8 @@
 #                                    [--test-sets LIST]
 #  stage 0: install Debian and Python dependencies (utils/install_deps.sh)
 #  stage 1: ./prepare.sh (synthesis, fbank, BPE and lang dir; skips finished stages)
-#  stage 2: train the Conformer transducer (rerun after a kill, it continues the run), as two
-#           processes of one thread each (--world-size 2, --max-duration seconds of audio
-#           per process and step): faster than one process of two threads on two cores
+#  stage 2: train the Conformer transducer (rerun after a kill, it continues the run);
+#           --world-size 2 trains as two processes (--max-duration seconds of audio each)
 #  stage 3: decode test-seen, test-unseen and test-unseen-8k (unseen voices over a telephone
 #           line): transducer greedy and modified beam search,
 #           CTC head through HLG (kaldifst graphs, kaldi-decoder; LM scale 0.1, the best of
@@ -22,8 +21,8 @@ stage=0
 stop_stage=100
 num_epochs=10
 exp_dir=conformer_transducer/exp
-max_duration=30
-world_size=2
+max_duration=60
+world_size=1
 vocab_size=64
 test_sets=test-seen,test-unseen,test-unseen-8k
 

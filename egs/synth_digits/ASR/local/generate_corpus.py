@@ -18,7 +18,7 @@ of many text-to-speech voices and then degraded:
 
 Splits:
 
-* ``train``: the training voices; with ``--train-variety true`` also ~40 more
+* ``train``: the training voices; with ``--train-variety true`` also 42 more
   espeak-ng variants (``ESPEAK_TRAIN_EXTRA``), a quarter of the utterances a
   single word, 25 % through a telephone line and 35 % through a microphone
   colouring;

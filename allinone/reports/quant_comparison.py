@@ -57,14 +57,16 @@ def _kept_codes_decoding(exp_dir: Path, method: str) -> Optional[Dict]:
 
 
 def _memory(decoded: Sequence[DecodedSubnet], exp_dirs: Sequence[Path], method: str) -> Optional[Dict]:
-    """Means over the seeds: the RTF of the float-weight decoding of the packed file, and the
-    RTF, resident weights and peak RSS with the codes kept (None unless every seed has them)."""
-    kept = [_kept_codes_decoding(d, method) for d in exp_dirs]
-    if any(k is None or k["weights_mb"] is None for k in kept):
+    """Means over the seeds decoded with their codes kept (``seeds``: how many): the RTF of
+    the float-weight decoding of the packed file, and the RTF, resident weights and peak RSS
+    with the codes kept. None when no seed has that decoding."""
+    kept = [(d, k) for d, k in zip(decoded, (_kept_codes_decoding(e, method) for e in exp_dirs)) if k]
+    kept = [(d, k) for d, k in kept if k["weights_mb"] is not None]
+    if not kept:
         return None
-    out = {"rtf_float_weights": _mean([d.rtf for d in decoded])}
+    out = {"seeds": len(kept), "rtf_float_weights": _mean([d.rtf for d, _ in kept])}
     for key in ("rtf", "weights_mb", "peak_rss_mb"):
-        values = [k[key] for k in kept if k[key] is not None]
+        values = [k[key] for _, k in kept if k[key] is not None]
         out[key] = _mean(values) if values else None
     return out
 
@@ -242,9 +244,10 @@ def _memory_lines(report: Dict) -> List[str]:
     mb = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
     lines = [
         "",
-        "Decoding speed and memory, one thread (seed means). Float weights: the packed file "
-        "dequantized on loading (the table's decoding); codes kept: `decode.py --keep-codes true`, "
-        "the quantized weights held as their packed codes and dequantized at each use.",
+        "Decoding speed and memory, one thread (means over the seeds decoded so). Float weights: "
+        "the packed file dequantized on loading (the table's decoding); codes kept: "
+        "`decode.py --keep-codes true`, the quantized weights held as their packed codes and "
+        "dequantized at each use.",
         "",
         "| method | RTF float weights | RTF codes kept | resident weights MB codes kept "
         "| peak RSS MiB codes kept |",

@@ -94,7 +94,7 @@ def test_two_seeds_pool_per_row_and_measure_the_seed_noise_floor(two_seeds):
     assert "1 of 5 pairs flagged" in text and "Worse than the float model under every seed" in text
     assert report["best_lossless_uniform"]["method"] == "uniform 4-bit"
     assert rows["GQ 2-bit"]["kept_codes"] == {
-        "rtf_float_weights": 0.1, "rtf": 0.2, "weights_mb": 0.25, "peak_rss_mb": 342.5
+        "seeds": 2, "rtf_float_weights": 0.1, "rtf": 0.2, "weights_mb": 0.25, "peak_rss_mb": 342.5
     }  # fmt: skip
     assert report["float"]["memory"] is None  # the float decodings recorded no memory
     assert "| GQ 2-bit | 0.1000 | 0.2000 | 0.25 | 342.50 |" in text

@@ -29,6 +29,9 @@ class DecodedSubnet:
     results: Dict[str, List[Result]] = field(repr=False, default_factory=dict)
     # several training runs pooled (pool_runs): per run, test set -> results
     runs: List[Dict[str, List[Result]]] = field(repr=False, default_factory=list)
+    # the decoding's resident weights and peak RSS (MB, MiB), where the summary records them
+    weights_mb: Optional[float] = None
+    peak_rss_mb: Optional[float] = None
 
 
 def _one(paths: List[Path], what: str, where: Path) -> Path:
@@ -54,7 +57,8 @@ def load_decoded(exp_dir: Path, method: str, epoch: Optional[int]) -> Dict[str, 
     summary = _one(summary_files(res_dir, epoch), "subnet summary", res_dir)
     out = {}
     for row in read_subnet_summary(summary):
-        d = DecodedSubnet(row.subnet, row.stored_bytes, row.compression, row.params, row.rtf, row.wer)
+        d = DecodedSubnet(row.subnet, row.stored_bytes, row.compression, row.params, row.rtf, row.wer,
+                          weights_mb=row.weights_mb, peak_rss_mb=row.peak_rss_mb)  # fmt: skip
         for test_set in row.wer:
             found = recogs_files(res_dir, test_set, row.subnet, epoch)
             d.results[test_set] = read_recogs(

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from allinone.decoding.result_files import result_dir, summary_file, summary_files
+from allinone.decoding.result_files import result_dir, summary_file
 from allinone.decoding.subnet_report import read_subnet_summary
 from allinone.quant.mixed import format_bit_map
 from allinone.reports.criterion import SINGLE_SEED_NOTE, noise_floor
@@ -130,18 +130,16 @@ def quant_row(
     }
 
 
-def _float_memory(float_dirs: Sequence[Path], method: str, epoch: int, floats) -> Optional[Dict]:
-    """The float checkpoint's decoding: RTF, resident weights and peak RSS (seed means)."""
-    rows = []
-    for d, f in zip(float_dirs, floats):
-        for summary in summary_files(result_dir(d, method), epoch):
-            rows += [r for r in read_subnet_summary(summary) if r.subnet == f.name]
-    if len(rows) != len(floats) or any(r.weights_mb is None for r in rows):
+def _float_memory(floats: Sequence[DecodedSubnet]) -> Optional[Dict]:
+    """The float checkpoints' decoding: RTF, resident weights and peak RSS (seed means);
+    None where a summary did not record the memory."""
+    if any(f.weights_mb is None for f in floats):
         return None
+    peaks = [f.peak_rss_mb for f in floats]
     return {
-        "rtf": _mean([r.rtf for r in rows]),
-        "weights_mb": _mean([r.weights_mb for r in rows]),
-        "peak_rss_mb": _mean([r.peak_rss_mb for r in rows]) if all(r.peak_rss_mb for r in rows) else None,
+        "rtf": _mean([f.rtf for f in floats]),
+        "weights_mb": _mean([f.weights_mb for f in floats]),
+        "peak_rss_mb": _mean(peaks) if all(peaks) else None,
     }
 
 
@@ -212,7 +210,7 @@ def compare_quantizers(
             "wer": baseline.wer,
             "wer_per_seed": [f.wer for f in floats],
             "mb": floats[0].stored_bytes / 1e6,
-            "memory": _float_memory(float_dirs, method, float_epoch, floats),
+            "memory": _float_memory(floats),
         },
         "rows": rows,
         "noise_floor": floor,

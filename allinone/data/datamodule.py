@@ -4,7 +4,7 @@ import logging
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
 import torch
 from lhotse import CutSet, Fbank, FbankConfig
@@ -21,6 +21,7 @@ from lhotse.utils import compute_num_frames
 from torch.utils.data import DataLoader, Sampler
 
 from allinone.data.batch import unpack_batch
+from allinone.data.channel_copies import ChannelCopySwap, copy_manifest_name
 from allinone.data.tokenizer import BpeTokenizer
 from allinone.nn.subsampling import subsampled_lengths
 
@@ -202,6 +203,9 @@ class AsrDataModule:
         perturb_speed: speed perturbation of training cuts in the loader (needs the audio:
             ``on_the_fly_feats`` or ``raw_audio``).
         musan: noise cuts mixed into training cuts (lhotse ``CutMix``), or None.
+        channel_copies: ``{cut id: copy}`` per channel kind (:func:`load_channel_copies`);
+            each epoch a training cut is heard as one of them with ``channel_copy_prob``.
+        channel_copy_names: the copies' manifests, for error messages.
     """
 
     def __init__(
@@ -216,7 +220,12 @@ class AsrDataModule:
         perturb_speed: bool = False,
         musan: Optional[CutSet] = None,
         raw_audio: bool = False,
+        channel_copies: Sequence[Mapping[str, Any]] = (),
+        channel_copy_prob: float = 0.0,
+        channel_copy_names: Sequence[str] = (),
     ):
+        if channel_copies and (on_the_fly_feats or raw_audio):
+            raise ValueError("channel copies are stored features: they exclude on-the-fly features and raw audio")
         if perturb_speed and not (on_the_fly_feats or raw_audio):
             raise ValueError("speed perturbation in the loader needs on-the-fly features or raw audio")
         if on_the_fly_feats and raw_audio:
@@ -231,6 +240,9 @@ class AsrDataModule:
         self.raw_audio = raw_audio
         self.perturb_speed = perturb_speed
         self.musan = musan
+        self.channel_copies = list(channel_copies)
+        self.channel_copy_prob = channel_copy_prob
+        self.channel_copy_names = list(channel_copy_names)
 
     def train_sampler(self, cuts: CutSet) -> DynamicBucketingSampler:
         """Shuffled, duration-bucketed batches (a new order every epoch), over a lazy or eager set."""
@@ -247,6 +259,12 @@ class AsrDataModule:
 
     def _dataset(self, train: bool, epoch_seed: int) -> K2SpeechRecognitionDataset:
         transforms = []
+        if train and self.channel_copies and self.channel_copy_prob > 0:
+            transforms.append(
+                ChannelCopySwap(
+                    self.channel_copies, self.channel_copy_prob, self.seed, epoch_seed, self.channel_copy_names
+                )
+            )
         if train and self.perturb_speed:
             # 0.9x and 1.1x with chance 1/3 each: on average the same mix as the stored 3x copies.
             transforms.append(PerturbSpeed(factors=[0.9, 1.1], p=2 / 3, randgen=random.Random(epoch_seed)))
@@ -360,3 +378,27 @@ def load_training_cuts(
     if not allow_empty and next(iter(kept), None) is None:
         raise ValueError(f"{path}: no usable training cuts after filtering")
     return kept, stats
+
+
+def load_channel_copies(manifest_dir, train_cuts: str, kinds: Sequence[str]) -> "tuple[List[Dict[str, Any]], List[str]]":
+    """The channel copies of ``<manifest_dir>/<train_cuts>`` (one per kind), read into memory
+    as ``{cut id: cut}`` and checked to have their features on disk.
+
+    Returns:
+        (the copies, their manifest paths).
+    Raises:
+        FileNotFoundError: naming a missing copy manifest and the command that makes it.
+    """
+    copies, names = [], []
+    for kind in kinds:
+        path = Path(manifest_dir) / copy_manifest_name(train_cuts, kind)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path}: no {kind} copy of the training cuts; make it with "
+                f"local/compute_channel_copies.py (prepare.sh stage 2)"
+            )
+        cuts = load_cuts(path, lazy=False)
+        check_features_exist(cuts, str(path), limit=None)
+        copies.append({c.id: c for c in cuts})
+        names.append(str(path))
+    return copies, names

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from allinone.checkpoint.weights import WEIGHT_MODES
+from allinone.data.channel_copies import CHANNEL_KINDS
 from allinone.nn.ffn_order import UNIT_ORDERS
 from allinone.nn.model import ModelConfig
 from allinone.nn.ssl import SSL_KINDS, read_pretrained_config
@@ -83,6 +84,14 @@ class DataOptions:
         False, "mix MUSAN noise into training cuts (lhotse CutMix, SNR 10-20 dB, p 0.5)"
     )
     musan_cuts: Path = option(Path("data/fbank/musan_cuts.jsonl.gz"), "MUSAN cut set for --enable-musan")
+    channel_copies: str = option(
+        "",
+        "comma list of channel kinds (telephone, microphone) whose stored copies of the training cuts "
+        "(<train-cuts>-<kind>.jsonl.gz, local/compute_channel_copies.py) a cut may be heard as",
+    )
+    channel_copy_prob: float = option(
+        0.0, "chance that an epoch hears a training cut as one of its --channel-copies (split evenly)"
+    )
     sortagrad_epochs: int = option(
         1, "epochs (from the first) whose batches go from short to long utterances"
     )
@@ -94,6 +103,17 @@ class DataOptions:
     max_batches_per_epoch: int = option(
         0, "stop each epoch after N batches (0: whole epoch); for smoke tests"
     )
+
+    @property
+    def channel_copy_kinds(self) -> Tuple[str, ...]:
+        """The kinds of ``--channel-copies``, checked."""
+        kinds = tuple(k.strip() for k in self.channel_copies.split(",") if k.strip())
+        unknown = [k for k in kinds if k not in CHANNEL_KINDS]
+        if unknown:
+            raise ValueError(
+                f"--channel-copies: unknown kind {unknown[0]!r}; known: {', '.join(CHANNEL_KINDS)}"
+            )
+        return kinds
 
 
 @dataclass
@@ -291,6 +311,14 @@ class TrainConfig:
                 "--perturb-speed true needs --on-the-fly-feats true; with stored features, perturb at "
                 "preparation time (compute_fbank.py --perturb-speed-splits)"
             )
+        if self.data.channel_copy_prob and not self.data.channel_copy_kinds:
+            raise ValueError("--channel-copy-prob needs --channel-copies (the channel kinds to hear)")
+        if self.data.channel_copy_kinds and (self.data.on_the_fly_feats or self.raw_audio):
+            raise ValueError(
+                "--channel-copies are stored features: they exclude on-the-fly features and raw audio"
+            )
+        if not 0.0 <= self.data.channel_copy_prob <= 1.0:
+            raise ValueError(f"--channel-copy-prob {self.data.channel_copy_prob} is not within [0, 1]")
         if self.compression.pretrained_dir:
             self._read_pretrained_architecture()
         elif self.raw_audio and not self.model.ssl_config:

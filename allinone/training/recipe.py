@@ -15,6 +15,7 @@ OPTIMISATION_KEYS = (
     "quantizer_weight_decay", "clip_grad_norm", "average_period", "prune_range", "lm_scale", "am_scale",
     "simple_loss_scale", "warm_step", "use_transducer", "use_ctc", "ctc_loss_scale",
     "use_fp16", "use_bf16", "on_the_fly_feats", "perturb_speed", "enable_musan",
+    "channel_copies", "channel_copy_prob",
 )  # fmt: skip
 
 # Plus the data, the starting point and the model: the recipe two compared runs share.
@@ -52,6 +53,8 @@ LEGACY_DEFAULTS = {
     "on_the_fly_feats": False,
     "perturb_speed": False,
     "enable_musan": False,
+    "channel_copies": "",
+    "channel_copy_prob": 0.0,
     # Runs before the option decayed quantizer parameters like weights, at weight_decay's default.
     "quantizer_weight_decay": 1e-3,
     # GQ's hard phase followed the soft assignment's gradient before the option existed.

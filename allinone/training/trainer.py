@@ -25,6 +25,7 @@ from allinone.checkpoint.record import CheckpointRecord, SamplerPosition, read_r
 from allinone.data.datamodule import (
     AsrDataModule,
     FilterStats,
+    load_channel_copies,
     load_musan,
     load_training_cuts,
     log_filter_stats,
@@ -350,6 +351,7 @@ class Trainer:
             allow_empty=True,
             on_the_fly_feats=d.on_the_fly_feats or cfg.raw_audio,
         )
+        copies, copy_names = load_channel_copies(d.manifest_dir, d.train_cuts, d.channel_copy_kinds)
         dm = AsrDataModule(
             d.max_duration,
             d.num_buckets,
@@ -361,6 +363,9 @@ class Trainer:
             perturb_speed=d.perturb_speed,
             musan=load_musan(d.musan_cuts) if d.enable_musan else None,
             raw_audio=cfg.raw_audio,
+            channel_copies=copies,
+            channel_copy_prob=d.channel_copy_prob,
+            channel_copy_names=copy_names,
         )
         sorted_sampler = dm.sorted_sampler(train_cuts) if d.sortagrad_epochs > 0 else None
         self.train_sampler = dm.train_sampler(train_cuts)

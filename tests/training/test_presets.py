@@ -52,3 +52,16 @@ def test_unfold_paper_distils_the_deepest_path_into_the_seed_only_from_step_0():
 def test_an_unknown_preset_is_refused():
     with pytest.raises(SystemExit):
         _config("--preset", "nope")
+
+
+def test_channel_copy_flags_are_checked():
+    cfg = _config("--channel-copies", "telephone, microphone", "--channel-copy-prob", "0.3")
+    assert cfg.data.channel_copy_kinds == ("telephone", "microphone") and cfg.data.channel_copy_prob == 0.3
+    for flags, message in [
+        (["--channel-copy-prob", "0.3", "--channel-copies", ""], "needs --channel-copies"),
+        (["--channel-copies", "radio"], "unknown kind 'radio'"),
+        (["--channel-copies", "telephone", "--channel-copy-prob", "1.5"], "within"),
+        (["--channel-copies", "telephone", "--on-the-fly-feats", "true"], "stored features"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            _config(*flags)

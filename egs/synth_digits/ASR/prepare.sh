@@ -9,6 +9,7 @@
 #      dev-unseen (held-out voices for recipe choices) and test-unseen-8k (unseen
 #      voices through a telephone line); local/generate_corpus.py describes them)
 #   2  80-dim fbank features (lilcom-compressed) and cut sets in data/fbank/,
+#      channel copies of the training cuts (telephone, microphone: *_train-<kind>),
 #      then duration statistics per split
 #   3  sentencepiece BPE model and data/lang_bpe_${vocab_size}/ (bpe.model,
 #      tokens.txt, words.txt, lexicon.txt, transcript_words.txt)
@@ -137,6 +138,13 @@ if run_stage 2; then
   else
     log "Stage 2: $fbank_dir/.${prefix}.done exists, skipping"
   fi
+  # The training cuts through a telephone line and through a microphone, one random channel
+  # each; train.py --channel-copy-prob hears a cut as one of them (skipped when present).
+  python ../../../local/compute_channel_copies.py \
+    --cuts "$fbank_dir/${prefix}_cuts_train.jsonl.gz" \
+    --feats-prefix "$fbank_dir/${prefix}_feats_train" \
+    --seed "$seed" \
+    --num-jobs "$nj"
   # shellcheck disable=SC2086
   python ../../../local/display_manifest_statistics.py \
     --manifest-dir "$fbank_dir" --prefix "$prefix" --splits $splits

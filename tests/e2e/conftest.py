@@ -26,7 +26,8 @@ def _render(words, rng, sr=16000):
 
 
 def make_tiny_corpus(root: Path, sizes=None, seed=0) -> Path:
-    """Write wavs, manifests, fbank cuts and a BPE model under ``root``; return the lang dir."""
+    """Write wavs, manifests, fbank cuts (and the training cuts' channel copies) and a BPE model
+    under ``root``; return the lang dir."""
     from lhotse import (
         CutSet,
         Fbank,
@@ -38,6 +39,7 @@ def make_tiny_corpus(root: Path, sizes=None, seed=0) -> Path:
         SupervisionSet,
     )
 
+    from allinone.data.channel_copies import CHANNEL_KINDS, compute_channel_copy, copy_manifest_name
     from allinone.data.lang import train_bpe_model
 
     sizes = sizes or {"train": 24, "dev": 4, "test": 4}
@@ -75,6 +77,10 @@ def make_tiny_corpus(root: Path, sizes=None, seed=0) -> Path:
             num_jobs=1,
         )
         cuts.to_file(fbank_dir / f"{PREFIX}_{split}.jsonl.gz")
+        if split == "train":  # the synth_digits recipe hears them (--channel-copies)
+            for kind in CHANNEL_KINDS:
+                copy = compute_channel_copy(cuts, kind, seed, fbank_dir / f"feats_{split}-{kind}")
+                copy.to_file(fbank_dir / copy_manifest_name(f"{PREFIX}_{split}.jsonl.gz", kind))
     (root / "transcript.txt").write_text("\n".join(texts + [" ".join(WORDS)]) + "\n")
     lang = root / "lang_bpe"
     train_bpe_model(root / "transcript.txt", lang / "bpe.model", vocab_size=24)

@@ -31,7 +31,8 @@
 #  --seeds "42 43": stages 1-3 once per seed, the first in exp_quant$S/ from --float-dir, the
 #  others (seed N) in exp_quant${S}_seedN/ from ${float_dir}_seedN (train it with train.py
 #  --seed N); stage 4 pools the seeds and prints the seed-vs-seed noise floor.
-# Needs ./prepare.sh and a trained float model (run.sh trains conformer_transducer/exp).
+# Needs ./prepare.sh and a trained float model: the tables start from train.py's recipe,
+#   ./conformer_transducer/train.py --num-epochs 10 --max-duration 60 --exp-dir conformer_transducer/exp_float
 set -euo pipefail
 # The body is one block that bash parses before running it, so editing this file while a
 # long run of it goes on cannot change or break that run (bash reads scripts as it goes).
@@ -40,7 +41,7 @@ set -euo pipefail
 stage=1
 stop_stage=4
 jobs=2
-float_dir=conformer_transducer/exp
+float_dir=conformer_transducer/exp_float
 float_epoch=10
 num_epochs=2
 base_lr=5e-4

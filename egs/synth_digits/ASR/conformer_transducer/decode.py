@@ -14,7 +14,7 @@ Usage (from egs/synth_digits/ASR):
 CTC head (the model must be trained with --use-ctc true), through kaldi-decoder with the
 graphs of prepare.sh stage 5 (H: ctc-decoding, HL: hl, HLG: 1best):
 
-  ./conformer_transducer/decode.py --epoch 10 --avg 1 --exp-dir conformer_transducer/exp \
+  ./conformer_transducer/decode.py --epoch 8 --avg 1 --exp-dir conformer_transducer/exp \
     --decoding-method 1best --lang-dir data/lang_bpe_64 --ngram-lm-scale 1.0
 
 Any subnets of a nested (all-in-one) checkpoint, by name or all of them:

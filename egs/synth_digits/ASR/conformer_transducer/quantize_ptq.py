@@ -4,7 +4,7 @@ r"""Post-training int8 (per-channel, max-abs) weight quantization of a trained f
 Usage (from egs/synth_digits/ASR):
 
   ./conformer_transducer/quantize_ptq.py \
-    --float-checkpoint conformer_transducer/exp/epoch-10.pt \
+    --float-checkpoint conformer_transducer/exp_float/epoch-10.pt \
     --exp-dir conformer_transducer/exp_quant/ptq-int8
 
 Writes <exp-dir>/epoch-1.pt holding subnet d<L>-w1.0-b8 (decode.py --epoch 1, export.py).

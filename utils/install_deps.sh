@@ -27,6 +27,11 @@ if [ -n "$missing" ]; then
   fi
 fi
 
+# pip takes seconds even when nothing is to be done: skip it when every pin is met and
+# allinone is installed from this checkout (-I: the working directory does not count).
+if python3 -I "$repo/utils/deps_satisfied.py" "$repo" >/dev/null 2>&1; then
+  exit 0
+fi
 if ! python3 -c "import torch; assert torch.__version__.startswith('2.13.0')" 2>/dev/null; then
   # Installed on its own first so that no other requirement can pull a CUDA build.
   python3 -m pip install -q torch==2.13.0

@@ -18,7 +18,12 @@ import argparse
 import logging
 from pathlib import Path
 
-from allinone.data.channel_copies import CHANNEL_KINDS, compute_channel_copy, copy_manifest_name
+from allinone.data.channel_copies import (
+    CHANNEL_KINDS,
+    compute_channel_copy,
+    copy_manifest_name,
+    parse_channel_kinds,
+)
 from allinone.data.datamodule import check_audio_exists, load_cuts
 from allinone.data.features import write_cuts_atomically
 from allinone.utils.log import setup_script_logging
@@ -41,10 +46,10 @@ def get_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     setup_script_logging()
     args = get_args(argv)
-    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    for kind in kinds:
-        if kind not in CHANNEL_KINDS:
-            raise SystemExit(f"--kinds: unknown channel kind {kind!r}; known: {', '.join(CHANNEL_KINDS)}")
+    try:
+        kinds = parse_channel_kinds(args.kinds)
+    except ValueError as e:
+        raise SystemExit(f"--kinds: {e}") from None
     cuts = None
     for kind in kinds:
         out = args.cuts.with_name(copy_manifest_name(args.cuts.name, kind))

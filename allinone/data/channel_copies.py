@@ -18,7 +18,7 @@ import hashlib
 import logging
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from lhotse import CutSet, Fbank, FbankConfig, LilcomChunkyWriter
@@ -27,6 +27,16 @@ from lhotse.utils import fastcopy
 from allinone.data.channel import apply_channel, draw_channel
 
 CHANNEL_KINDS = ("telephone", "microphone")
+
+
+def parse_channel_kinds(text: str) -> Tuple[str, ...]:
+    """``"telephone, microphone"`` -> ``("telephone", "microphone")``; an unknown kind is a
+    ValueError naming it."""
+    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
+    unknown = [k for k in kinds if k not in CHANNEL_KINDS]
+    if unknown:
+        raise ValueError(f"unknown kind {unknown[0]!r}; known: {', '.join(CHANNEL_KINDS)}")
+    return kinds
 
 
 def copy_manifest_name(cuts_name: str, kind: str) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from allinone.checkpoint.weights import WEIGHT_MODES
-from allinone.data.channel_copies import CHANNEL_KINDS
+from allinone.data.channel_copies import parse_channel_kinds
 from allinone.nn.ffn_order import UNIT_ORDERS
 from allinone.nn.model import ModelConfig
 from allinone.nn.ssl import SSL_KINDS, read_pretrained_config
@@ -107,13 +107,10 @@ class DataOptions:
     @property
     def channel_copy_kinds(self) -> Tuple[str, ...]:
         """The kinds of ``--channel-copies``, checked."""
-        kinds = tuple(k.strip() for k in self.channel_copies.split(",") if k.strip())
-        unknown = [k for k in kinds if k not in CHANNEL_KINDS]
-        if unknown:
-            raise ValueError(
-                f"--channel-copies: unknown kind {unknown[0]!r}; known: {', '.join(CHANNEL_KINDS)}"
-            )
-        return kinds
+        try:
+            return parse_channel_kinds(self.channel_copies)
+        except ValueError as e:
+            raise ValueError(f"--channel-copies: {e}") from None
 
 
 @dataclass

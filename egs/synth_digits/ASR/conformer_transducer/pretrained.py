@@ -8,7 +8,7 @@ read is named on stderr, the others are still transcribed (exit status 1 then).
 Usage (from egs/synth_digits/ASR):
 
   # the model run.sh trained, modified beam search
-  ./conformer_transducer/pretrained.py --epoch 8 --avg 1 --exp-dir conformer_transducer/exp \
+  ./conformer_transducer/pretrained.py --epoch 10 --avg 1 --exp-dir conformer_transducer/exp \
     my-recording.wav other.flac
 
   # one subnet of an all-in-one checkpoint, greedy search
@@ -19,7 +19,7 @@ Usage (from egs/synth_digits/ASR):
   ./conformer_transducer/pretrained.py --packed-model exp_q/lsq-b4/d6-w1.0-b4.aio my-recording.wav
 
   # the CTC head through HLG (prepare.sh stage 5)
-  ./conformer_transducer/pretrained.py --epoch 8 --exp-dir conformer_transducer/exp \
+  ./conformer_transducer/pretrained.py --epoch 10 --exp-dir conformer_transducer/exp \
     --decoding-method 1best --lang-dir data/lang_bpe_64 my-recording.wav
 
 To record a few digits (sox): rec -r 16000 -c 1 my-recording.wav trim 0 4

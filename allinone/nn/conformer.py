@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from allinone.nn.attention import RelPositionalEncoding, RelPositionMultiheadAttention
 from allinone.nn.normalize import utterance_cmvn
-from allinone.nn.subsampling import Conv2dSubsampling
+from allinone.nn.subsampling import Conv2dSubsampling, subsampled_lengths
 from allinone.quant.annealing import Annealing
 from allinone.quant.layers import QConv1d, QLinear
 from allinone.subnet import FLOAT_BITS, FULL, SubnetConfig, SubnetError
@@ -328,6 +328,10 @@ class ConformerEncoder(nn.Module):
                 f"at most {self.unfold_relax + 1} uses per block"
             )
         return x * self.unfold_gain[block, occurrence - 1] + self.unfold_bias[block, occurrence - 1]
+
+    def output_lengths(self, feature_lens: torch.Tensor) -> torch.Tensor:
+        """(N,) encoder frame counts for (N,) input frame counts (the subsampling's)."""
+        return subsampled_lengths(feature_lens)
 
     def forward(
         self,

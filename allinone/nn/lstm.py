@@ -22,7 +22,7 @@ from typing import Optional, Tuple
 import torch
 import torch.nn as nn
 
-from allinone.nn.subsampling import Conv2dSubsampling
+from allinone.nn.subsampling import Conv2dSubsampling, subsampled_lengths
 from allinone.quant.annealing import Annealing
 from allinone.quant.layers import QLinear
 from allinone.subnet import FULL, SubnetConfig, SubnetError
@@ -156,6 +156,10 @@ class LstmEncoder(nn.Module):
         if subnet.ffn_ratio != 1.0:
             raise SubnetError(f"subnet {subnet.name}: an LSTM encoder has no FFN width to slice (use w1.0)")
         return subnet.resolved(self.num_layers)
+
+    def output_lengths(self, feature_lens: torch.Tensor) -> torch.Tensor:
+        """(N,) encoder frame counts for (N,) input frame counts (the subsampling's)."""
+        return subsampled_lengths(feature_lens)
 
     def forward(
         self,

@@ -9,7 +9,6 @@ import torch.nn as nn
 from allinone.data.augment import SpecAugmentConfig, spec_augment
 from allinone.data.batch import AsrBatch, unpack_batch
 from allinone.data.tokenizer import BpeTokenizer
-from allinone.nn.subsampling import subsampled_lengths
 from allinone.subnet import full_subnet
 from allinone.training.config import TrainConfig
 from allinone.training.nested import NestedPlan, combine_subnet_losses
@@ -122,7 +121,10 @@ class LossAssembler:
             students=self.plan.distill_students or None,
             **self._loss_kwargs(),
         )
-        return StepLosses(per_subnet, subsampled_lengths(feature_lens), batch, labels)
+        # Loss per encoder frame: the model's own frame rate (waveform encoders count samples in).
+        inner = getattr(module, "module", module)  # under DistributedDataParallel
+        model = getattr(inner, "model", inner)
+        return StepLosses(per_subnet, model.encoder.output_lengths(feature_lens), batch, labels)
 
     def head_weights(self, step: Optional[int]) -> Dict[str, float]:
         """Weight of each head's loss at ``step`` (None: validation, i.e. after warm-up)."""

@@ -296,7 +296,7 @@ class Trainer:
             progress.add(
                 float(per_utt.detach().sum()),
                 float(out.frames[finite].sum()),
-                float(out.batch.feature_lens.sum()) * 0.01,
+                sum(out.batch.durations),  # seconds of audio: lens count samples for waveform models
                 self.losses.breakdown(out.per_subnet, finite, self.batch_idx_train),
             )
             if self.rank == 0 and self.batch_idx_train % cfg.run.log_interval == 0:

@@ -142,12 +142,14 @@ def pretrain(options: PretrainOptions) -> Dict:
         model.parameters(), options.base_lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.01
     )
     step, seen, epoch, in_epoch, wall = 0, 0.0, 0, 0, 0.0
+    last: Dict[str, float] = {}
     if (exp / CHECKPOINT).is_file():
         state = torch.load(exp / CHECKPOINT, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])  # (loaded on the CPU, copied into the model's device)
         optimizer.load_state_dict(state["optimizer"])
         step, seen, wall = state["step"], state["audio_seconds"], state["wall_seconds"]
         epoch, in_epoch = state["epoch"], state["batch_in_epoch"]
+        last = state.get("last_losses", {})  # the summary's final losses, should no step run now
         torch.set_rng_state(state["rng"])  # dropout, LayerDrop and Gumbel noise continue as they were
         logging.info(f"resumed from {exp / CHECKPOINT} at step {step} (epoch {epoch}, batch {in_epoch})")
     params = sum(p.numel() for p in model.wav2vec2.parameters())
@@ -158,7 +160,6 @@ def pretrain(options: PretrainOptions) -> Dict:
         options.max_duration, num_workers=options.num_workers, seed=options.seed, raw_audio=True
     )
     start = time.time() - wall
-    last: Dict[str, float] = {}
     done = step >= options.num_steps  # a finished run only writes its outputs again
     model.train()
     while not done:
@@ -201,7 +202,8 @@ def pretrain(options: PretrainOptions) -> Dict:
             if done or (options.save_every_steps > 0 and step % options.save_every_steps == 0):
                 state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
                          "audio_seconds": seen, "epoch": epoch, "batch_in_epoch": in_epoch,
-                         "wall_seconds": time.time() - start, "rng": torch.get_rng_state()}  # fmt: skip
+                         "wall_seconds": time.time() - start, "rng": torch.get_rng_state(),
+                         "last_losses": last}  # fmt: skip
                 write_atomic(exp / CHECKPOINT, partial(torch.save, state))
             if done:
                 break

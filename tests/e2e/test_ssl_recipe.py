@@ -117,6 +117,9 @@ def test_pretraining_resumes_and_writes_a_hub_dir_the_encoder_loads(tiny_corpus,
     assert any("resumed from" in p.read_text() and "at step 2" in p.read_text() for p in log)
     summary = json.loads((exp / "pretrain-summary.json").read_text())
     assert summary["steps"] == 3 and summary["final"]["contrastive_per_masked_frame"] > 0
+    run(cmd + ["--num-steps", "3"])  # nothing left to do: the outputs again, with the same losses
+    again = json.loads((exp / "pretrain-summary.json").read_text())
+    assert again["steps"] == 3 and again["final"] == summary["final"]
     hf = read_pretrained_config("wav2vec2", exp / "hub")
     assert hf["hidden_size"] == 144 and hf["num_hidden_layers"] == 4
     SslEncoder("wav2vec2", hf, pretrained_dir=exp / "hub")  # the fine-tuning path loads it
